@@ -1,0 +1,70 @@
+"""Local heads of CO-SSL: the base method's heads applied at every feature-map position.
+
+The paper implements local heads as 1x1 convolutions. A 1x1 convolution over a ``B x C x H x W``
+map is the same linear map applied to each of the ``B * H * W`` position vectors, and a
+BatchNorm2d over the map is a BatchNorm1d over those rows (statistics over batch and
+positions). So the local heads here are ordinary ``nn.Linear``/``nn.BatchNorm1d`` MLPs run on
+the position rows, in one batched matmul per layer: the same module type as solo-learn's global
+heads, which is what lets ``local_head: shared`` reuse a global head as it is. On a
+channels-last map (solo-learn's default memory format) the rows are a free view, no copy.
+"""
+
+import copy
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def clone_head(head: nn.Module) -> nn.Module:
+    """Builds a head with the same layers as ``head`` and freshly initialised weights.
+
+    Args:
+        head (nn.Module): a global head (projector, predictor, ...).
+
+    Returns:
+        nn.Module: an independent copy, re-initialised with each layer's own initialiser.
+    """
+
+    local_head = copy.deepcopy(head)
+    for module in local_head.modules():
+        if module is not local_head and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return local_head
+
+
+def pool_to_grid(feature_map: torch.Tensor, local_grid: Optional[int]) -> torch.Tensor:
+    """Average-pools a feature map to an ``n x n`` grid (``None`` or ``n = H = W``: unchanged).
+
+    Args:
+        feature_map (torch.Tensor): ``B x C x H x W`` map.
+        local_grid (Optional[int]): grid side, or None for the native grid.
+
+    Returns:
+        torch.Tensor: ``B x C x n x n`` map.
+    """
+
+    if local_grid is None or tuple(feature_map.shape[-2:]) == (local_grid, local_grid):
+        return feature_map
+    return F.adaptive_avg_pool2d(feature_map, local_grid)
+
+
+def feature_map_to_rows(
+    feature_map: torch.Tensor, local_grid: Optional[int] = None
+) -> Tuple[torch.Tensor, int]:
+    """Turns a feature map into one row per (image, position).
+
+    Args:
+        feature_map (torch.Tensor): ``B x C x H x W`` map.
+        local_grid (Optional[int]): optional grid side to pool to first.
+
+    Returns:
+        Tuple[torch.Tensor, int]: ``(B * N) x C`` rows, image-major, and ``N`` positions.
+    """
+
+    feature_map = pool_to_grid(feature_map, local_grid)
+    b, c, h, w = feature_map.shape
+    # NHWC order: a view when the map is channels-last, one transpose copy otherwise
+    rows = feature_map.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    return rows, h * w

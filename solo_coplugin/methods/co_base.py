@@ -1,0 +1,225 @@
+"""What every CO method adds to its solo-learn base method.
+
+A CO method is ``class CoX(CoMixin, X)``: the mixin taps the backbone's feature map, builds
+the local heads from X's global heads, adds ``local_<key>`` outputs to X's forward dicts and the
+local heads to X's learnable parameters. The CO method's own file states which global heads
+have local copies and computes X's loss plus the local loss. Everything CO-specific that is
+not solo-learn glue lives in ``solo_coplugin.core``.
+"""
+
+from typing import Any, Dict, List, Tuple
+
+import omegaconf
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from solo.utils.misc import omegaconf_select
+
+from solo_coplugin.core import (
+    DEFAULT_LOCAL_HEAD,
+    DEFAULT_LOCAL_WEIGHT,
+    CoConfigError,
+    FeatureMapTap,
+    check_grid_fits,
+    check_local_grid,
+    check_local_head,
+    check_local_weight,
+    clone_head,
+    co_loss,
+    feature_map_to_rows,
+    measure_feature_map_size,
+)
+
+
+class CoMixin:
+    """CO-SSL machinery for a solo-learn method. Put it first in the bases: ``CoMixin, X``.
+
+    CO cfg settings (``method_kwargs``), on top of the base method's:
+        local_weight (float): ``w`` in ``(1 - w) * L_global + w * L_local``. Defaults to
+            0.3; 0 reproduces the base method exactly.
+        local_grid (Optional[int]): pool the feature map to an ``n x n`` grid of local
+            representations. Defaults to None (the native feature-map grid).
+        local_head (str): ``separate`` local heads with the global heads' layer sizes
+            (default) or ``shared`` (the global heads applied at every position).
+        local_small_crops (bool): also align the local representations of small crops
+            (multi-crop configs) with the large crops' global targets. Defaults to False.
+
+    Subclasses set ``local_head_names``: ordered ``{output key: global head attribute}``, e.g.
+    ``{"z": "projector", "p": "predictor"}``; the local heads are applied in that order and
+    their outputs are exposed as ``local_z``, ``local_p``, each ``B x N x D``.
+    """
+
+    local_head_names: Dict[str, str] = {}
+
+    @staticmethod
+    def add_and_assert_co_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
+        """Adds the CO defaults to ``cfg`` and checks them (called by each CO method).
+
+        Args:
+            cfg (omegaconf.DictConfig): DictConfig object.
+
+        Returns:
+            omegaconf.DictConfig: same as the argument, used to avoid errors.
+        """
+
+        kwargs = "method_kwargs."
+        cfg.method_kwargs.local_weight = check_local_weight(
+            omegaconf_select(cfg, kwargs + "local_weight", DEFAULT_LOCAL_WEIGHT)
+        )
+        cfg.method_kwargs.local_grid = check_local_grid(
+            omegaconf_select(cfg, kwargs + "local_grid", None)
+        )
+        cfg.method_kwargs.local_head = check_local_head(
+            omegaconf_select(cfg, kwargs + "local_head", DEFAULT_LOCAL_HEAD)
+        )
+        cfg.method_kwargs.local_small_crops = bool(
+            omegaconf_select(cfg, kwargs + "local_small_crops", False)
+        )
+
+        num_large_crops = omegaconf_select(cfg, "data.num_large_crops", 2)
+        if num_large_crops != 2:
+            raise CoConfigError(
+                f"{cfg.method} needs exactly 2 large crops (the two views whose local and global "
+                f"representations are aligned across views), got data.num_large_crops="
+                f"{num_large_crops}. Fix: give the large-crop augmentation pipelines 2 crops in "
+                "total (num_crops: 2 in one pipeline, or two pipelines with num_crops: 1)."
+            )
+        return cfg
+
+    def init_co(self, cfg: omegaconf.DictConfig) -> None:
+        """Builds the CO parts; call at the end of the CO method's ``__init__``.
+
+        Args:
+            cfg (omegaconf.DictConfig): the method's cfg, after ``add_and_assert_specific_cfg``.
+        """
+
+        self.local_weight: float = cfg.method_kwargs.local_weight
+        self.local_grid = cfg.method_kwargs.local_grid
+        self.local_head: str = cfg.method_kwargs.local_head
+        self.local_small_crops: bool = cfg.method_kwargs.local_small_crops
+
+        self.feature_map_tap = FeatureMapTap(self.backbone, cfg.backbone.name)
+        crop_size = _large_crop_size(cfg)
+        if crop_size is not None:  # check at start-up when the crop size is known
+            feature_map_hw = measure_feature_map_size(
+                self.backbone, self.feature_map_tap, crop_size
+            )
+            check_grid_fits(feature_map_hw, self.local_grid, cfg.backbone.name, crop_size)
+
+        if self.local_head == "separate":
+            self.local_heads = nn.ModuleDict(
+                {
+                    key: clone_head(getattr(self, name))
+                    for key, name in self.local_head_names.items()
+                }
+            )
+
+    def local_head_modules(self) -> List[Tuple[str, nn.Module]]:
+        """Returns the local heads in application order, as (output key, module) pairs."""
+
+        if self.local_head == "shared":
+            return [(key, getattr(self, name)) for key, name in self.local_head_names.items()]
+        return [(key, self.local_heads[key]) for key in self.local_head_names]
+
+    @property
+    def learnable_params(self) -> List[Dict[str, Any]]:
+        """Adds the separate local heads to the parent's learnable parameters.
+
+        Returns:
+            List[Dict[str, Any]]: list of learnable parameters.
+        """
+
+        extra_learnable_params = []
+        if self.local_head == "separate":
+            extra_learnable_params = [
+                {"name": f"local_{name}", "params": self.local_heads[key].parameters()}
+                for key, name in self.local_head_names.items()
+            ]
+        return super().learnable_params + extra_learnable_params
+
+    def local_forward(self, feature_map: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Applies the local heads at every position of a feature map.
+
+        Args:
+            feature_map (torch.Tensor): ``B x C x H x W`` backbone map before pooling.
+
+        Returns:
+            Dict[str, torch.Tensor]: ``local_<key>`` outputs, each ``B x N x D``.
+        """
+
+        check_grid_fits(feature_map.shape[-2:], self.local_grid, self.backbone_name)
+        x, num_positions = feature_map_to_rows(feature_map, self.local_grid)
+        out = {}
+        for key, head in self.local_head_modules():
+            x = head(x)
+            out[f"local_{key}"] = x.view(feature_map.size(0), num_positions, -1)
+        return out
+
+    def forward(self, X: torch.Tensor) -> Dict[str, Any]:
+        """Performs the base method's forward pass and adds the local head outputs.
+
+        Args:
+            X (torch.Tensor): batch of images in tensor format.
+
+        Returns:
+            Dict[str, Any]: the base method's outputs plus ``local_<key>`` (``B x N x D``).
+        """
+
+        out = super().forward(X)
+        out.update(self.local_forward(self.feature_map_tap.pop()))
+        return out
+
+    def multicrop_forward(self, X: torch.Tensor) -> Dict[str, Any]:
+        """Performs the base method's multicrop forward pass, plus local outputs if
+        ``method_kwargs.local_small_crops`` is set.
+
+        Args:
+            X (torch.Tensor): batch of images in tensor format.
+
+        Returns:
+            Dict[str, Any]: the base method's outputs, plus ``local_<key>`` when enabled.
+        """
+
+        out = super().multicrop_forward(X)
+        feature_map = self.feature_map_tap.pop()
+        if self.local_small_crops:
+            out.update(self.local_forward(feature_map))
+        return out
+
+    def combine_and_log(
+        self, global_loss: torch.Tensor, local_loss: torch.Tensor, local_z: List[torch.Tensor]
+    ) -> torch.Tensor:
+        """Combines the global and local losses and logs them with the local embeddings' std.
+
+        Args:
+            global_loss (torch.Tensor): the base method's loss.
+            local_loss (torch.Tensor): the CO local loss.
+            local_z (List[torch.Tensor]): per view, ``B x N x D`` local projections.
+
+        Returns:
+            torch.Tensor: ``(1 - w) * global_loss + w * local_loss``.
+        """
+
+        with torch.no_grad():
+            # std over images and positions of the normalized local projections; -> 0 on collapse
+            local_z_std = torch.stack(
+                [F.normalize(z.flatten(0, 1), dim=-1).std(dim=0).mean() for z in local_z]
+            ).mean()
+        loss = co_loss(global_loss, local_loss, self.local_weight)
+        metrics = {
+            "train_global_loss": global_loss,
+            "train_local_loss": local_loss,
+            "train_co_loss": loss,
+            "train_local_z_std": local_z_std,
+        }
+        self.log_dict(metrics, on_epoch=True, sync_dist=True)
+        return loss
+
+
+def _large_crop_size(cfg: omegaconf.DictConfig):
+    """The large crops' size from ``cfg.augmentations`` (None when the cfg has none)."""
+
+    augmentations = omegaconf_select(cfg, "augmentations", None)
+    if not augmentations:
+        return None
+    return omegaconf_select(augmentations[0], "crop_size", None)

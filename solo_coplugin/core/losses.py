@@ -113,7 +113,8 @@ def co_simclr_local_loss(
     global projection of image ``b`` in every other large view, the negatives are the global
     projections of all other images in all large views, gathered over devices (as solo-learn's
     ``simclr_loss_func``), with SimCLR's cosine similarity and temperature. Images are told apart
-    by ``indexes`` (dataset indexes, unique across devices). The loss is averaged over anchors.
+    by ``indexes`` (dataset indexes, unique across devices). The loss is averaged over the
+    positions and images of each view, then over views.
 
     Args:
         local_z (Sequence[torch.Tensor]): per view, ``B x N x D`` local projections (the large
@@ -129,7 +130,6 @@ def co_simclr_local_loss(
     """
 
     num_target_views = len(global_z)
-    anchors = F.normalize(torch.stack(list(local_z)), dim=-1)  # V x B x N x D
     targets = F.normalize(torch.cat(list(global_z)), dim=-1)  # (V_t * B) x D
     if not target_grad:
         targets = targets.detach()
@@ -140,14 +140,15 @@ def co_simclr_local_loss(
     targets = gather(targets)
     target_indexes = gather(target_indexes)
     target_views = gather(target_views)
+    same_image = indexes.view(-1, 1, 1) == target_indexes.view(1, 1, -1)  # B x 1 x K
 
-    logits = torch.einsum("vbnd,kd->vbnk", anchors, targets) / temperature
-    anchor_views = torch.arange(anchors.size(0), device=indexes.device)
-    same_image = indexes.view(1, -1, 1, 1) == target_indexes.view(1, 1, 1, -1)
-    other_view = anchor_views.view(-1, 1, 1, 1) != target_views.view(1, 1, 1, -1)
-    positives = same_image & other_view  # V x B x 1 x K, broadcast over positions
-    candidates = positives | ~same_image
-
-    log_positive = logits.masked_fill(~positives, float("-inf")).logsumexp(dim=-1)
-    log_all = logits.masked_fill(~candidates, float("-inf")).logsumexp(dim=-1)
-    return (log_all - log_positive).mean()
+    losses = []
+    for view, view_local_z in enumerate(local_z):  # views may differ in positions (small crops)
+        anchors = F.normalize(view_local_z, dim=-1)  # B x N x D
+        logits = torch.einsum("bnd,kd->bnk", anchors, targets) / temperature
+        positives = same_image & (target_views != view).view(1, 1, -1)
+        candidates = positives | ~same_image
+        log_positive = logits.masked_fill(~positives, float("-inf")).logsumexp(dim=-1)
+        log_all = logits.masked_fill(~candidates, float("-inf")).logsumexp(dim=-1)
+        losses.append((log_all - log_positive).mean())
+    return torch.stack(losses).mean()

@@ -1,0 +1,80 @@
+"""Shared fixtures. Tests under tests/integration/ need solo-learn and are skipped, with the reason,
+when it is not importable; everything else runs anywhere (pure torch)."""
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: the real CIFAR-10 as JPEGs in ImageFolder layout (never committed; see the README)
+CIFAR10_TAR = Path(
+    os.environ.get(
+        "SOLO_CO_CIFAR10_TAR", REPO_ROOT.parent / "shared" / "datasets" / "cifar10-jpg.tar.gz"
+    )
+)
+
+_integration = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def solo_learn_importable() -> bool:
+    try:
+        import solo  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(
+        reason="solo-learn is not importable: install it from a solo-learn checkout "
+        "(`pip install -e <solo-learn>`) to run the integration tests"
+    )
+    available = solo_learn_importable()
+    for item in items:
+        if "tests/integration/" in item.nodeid.replace(os.sep, "/"):
+            item.add_marker(pytest.mark.solo)
+            if not available:
+                item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report):
+    if "tests/integration/" not in report.nodeid:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome = "skipped" if report.skipped else ("passed" if report.passed else "failed")
+        _integration[outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(
+        "solo-learn integration tests: {passed} passed, {failed} failed, "
+        "{skipped} skipped".format(**_integration)
+    )
+
+
+@pytest.fixture(scope="session")
+def cifar10_subset(tmp_path_factory):
+    """A small real CIFAR-10 extract: train/<class>/ (40 per class) and val/<class>/ (10)."""
+
+    if not CIFAR10_TAR.exists():
+        pytest.skip(f"real CIFAR-10 archive not found at {CIFAR10_TAR} (set SOLO_CO_CIFAR10_TAR)")
+    root = tmp_path_factory.mktemp("cifar10")
+    per_class = {"train": 40, "val": 10}
+    taken = {}
+    with tarfile.open(CIFAR10_TAR) as tar:
+        for member in tar:
+            parts = Path(member.name).parts  # cifar10/test/<class>/NNNN.jpg
+            if not member.isfile() or len(parts) != 4 or parts[1] != "test":
+                continue
+            cls = parts[2]
+            for split, count in per_class.items():
+                key = (split, cls)
+                if taken.get(key, 0) < count:
+                    taken[key] = taken.get(key, 0) + 1
+                    target = root / split / cls / parts[3]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(tar.extractfile(member).read())
+                    break
+    return root

@@ -1,0 +1,100 @@
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+from solo_coplugin.core import clone_head, feature_map_to_rows, pool_to_grid
+
+
+def projector(in_dim=8, hidden=16, out=4):
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out)
+    )
+
+
+def as_conv(head: nn.Sequential) -> nn.Sequential:
+    """The same head written the paper's way: 1x1 convolutions and BatchNorm2d."""
+
+    layers = []
+    for layer in head:
+        if isinstance(layer, nn.Linear):
+            conv = nn.Conv2d(layer.in_features, layer.out_features, 1)
+            conv.weight.data = layer.weight.data[:, :, None, None].clone()
+            conv.bias.data = layer.bias.data.clone()
+            layers.append(conv)
+        elif isinstance(layer, nn.BatchNorm1d):
+            bn = nn.BatchNorm2d(layer.num_features)
+            bn.load_state_dict(layer.state_dict())
+            layers.append(bn)
+        else:
+            layers.append(copy.deepcopy(layer))
+    return nn.Sequential(*layers)
+
+
+def test_rows_head_equals_1x1_convolutions_with_batchnorm_over_batch_and_positions():
+    torch.manual_seed(0)
+    head = projector()
+    conv_head = as_conv(head)
+    feature_map = torch.randn(3, 8, 5, 5)
+
+    rows, num_positions = feature_map_to_rows(feature_map)
+    local = head(rows).view(3, num_positions, -1)
+    reference = conv_head(feature_map).flatten(2).transpose(1, 2)  # B x N x D
+
+    assert num_positions == 25
+    torch.testing.assert_close(local, reference, rtol=1e-5, atol=1e-5)
+    # the BatchNorm statistics were taken over batch and positions, like BatchNorm2d
+    torch.testing.assert_close(head[1].running_mean, conv_head[1].running_mean)
+    torch.testing.assert_close(head[1].running_var, conv_head[1].running_var)
+
+
+def test_rows_keep_image_major_order_and_share_weights_across_positions():
+    torch.manual_seed(0)
+    head = projector().eval()
+    feature_map = torch.randn(2, 8, 3, 3)
+    rows, _ = feature_map_to_rows(feature_map)
+    local = head(rows).view(2, 9, -1)
+    # position (i, j) of image b is row b * 9 + i * 3 + j, through the same weights
+    for b, i, j in [(0, 0, 0), (1, 2, 1), (1, 0, 2)]:
+        single = head(feature_map[b, :, i, j].unsqueeze(0))[0]
+        torch.testing.assert_close(local[b, i * 3 + j], single)
+
+
+def test_rows_are_a_view_of_a_channels_last_map():
+    feature_map = torch.randn(2, 8, 4, 4).to(memory_format=torch.channels_last)
+    rows, _ = feature_map_to_rows(feature_map)
+    assert rows.data_ptr() == feature_map.data_ptr()
+
+
+def test_pool_to_grid():
+    feature_map = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    pooled = pool_to_grid(feature_map, 2)
+    assert pooled.shape == (2, 3, 2, 2)
+    torch.testing.assert_close(pooled[1, 2, 1, 0], feature_map[1, 2, 2:4, 0:2].mean())
+    assert pool_to_grid(feature_map, None) is feature_map
+    assert pool_to_grid(feature_map, 4) is feature_map
+    rows, num_positions = feature_map_to_rows(feature_map, 2)
+    assert rows.shape == (8, 3) and num_positions == 4
+
+
+def test_clone_head_has_same_layers_and_fresh_independent_weights():
+    torch.manual_seed(0)
+    head = projector()
+    with torch.no_grad():
+        head[0].weight.fill_(0.5)
+    local = clone_head(head)
+    assert [type(m) for m in local] == [type(m) for m in head]
+    assert [p.shape for p in local.parameters()] == [p.shape for p in head.parameters()]
+    assert not torch.equal(local[0].weight, head[0].weight)
+    assert all(a is not b for a, b in zip(local.parameters(), head.parameters()))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
+def test_rows_under_cpu_autocast_are_finite(dtype):
+    head = projector()
+    feature_map = torch.randn(4, 8, 5, 5)
+    with torch.autocast("cpu", dtype=dtype):
+        rows, n = feature_map_to_rows(feature_map)
+        out = head(rows)
+    assert torch.isfinite(out.float()).all()

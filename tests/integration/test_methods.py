@@ -1,0 +1,173 @@
+"""CO-BYOL and CO-SimCLR built like solo-learn's own method tests, plus the CO properties."""
+
+import pytest
+import torch
+from solo.methods import BYOL, METHODS, SimCLR
+
+from solo_coplugin.methods import CoBYOL, CoSimCLR
+
+from .utils import SMALL_HEADS, augmentation_cfg, gen_base_cfg, gen_batch, gen_trainer
+from .utils import prepare_dummy_dataloaders
+
+# name, CO class, base class, base name, has momentum, local head keys
+CASES = [
+    ("co_byol", CoBYOL, BYOL, "byol", True, ("z", "p")),
+    ("co_simclr", CoSimCLR, SimCLR, "simclr", False, ("z",)),
+]
+IDS = [case[0] for case in CASES]
+
+
+def build(name, cls, base, momentum, dataset="cifar10", backbone="resnet18", **co_kwargs):
+    cfg = gen_base_cfg(
+        name,
+        dataset=dataset,
+        backbone=backbone,
+        momentum=momentum,
+        **SMALL_HEADS[base],
+        **co_kwargs,
+    )
+    return cls(cfg), cfg
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_registered_and_forward_keys_and_shapes(name, cls, base_cls, base, momentum, keys):
+    assert METHODS[name] is cls and issubclass(cls, base_cls)
+    model, cfg = build(name, cls, base, momentum)
+    model.add_and_assert_specific_cfg(cfg)
+    assert cfg.method_kwargs.local_weight == 0.3 and cfg.method_kwargs.local_grid is None
+
+    x = gen_batch(4)[1][0]
+    out = model(x)
+    base_out = base_cls.forward(model, x)  # the base method's keys are all still there
+    model.feature_map_tap.pop()
+    assert set(base_out) < set(out)
+    assert out["feats"].shape == (4, model.features_dim) and out["logits"].shape == (4, 10)
+    for key in keys:
+        # resnet18 with solo-learn's CIFAR stem: 5x5 feature map at 32 px
+        assert out[f"local_{key}"].shape == (4, 25, 32)
+        assert out[key].shape == (4, 32)
+
+    names = [group["name"] for group in model.learnable_params]
+    expected = {"z": "local_projector", "p": "local_predictor"}
+    assert [expected[k] for k in keys] == names[-len(keys) :]
+    assert "local_z" not in model.multicrop_forward(x)
+    if momentum:
+        assert set(model.momentum_forward(x)) == {"feats", "z"}
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_local_weight_zero_reproduces_the_base_method_exactly(
+    name, cls, base_cls, base, momentum, keys
+):
+    def step(model):
+        torch.manual_seed(1)
+        batch = gen_batch(4)
+        loss = model.training_step(batch, 0)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return loss.detach(), grads
+
+    torch.manual_seed(0)
+    base_model = base_cls(gen_base_cfg(base, momentum=momentum, **SMALL_HEADS[base]))
+    base_loss, base_grads = step(base_model)
+
+    results = {}
+    for weight in (0.0, 0.3):
+        torch.manual_seed(0)
+        model, _ = build(name, cls, base, momentum, local_weight=weight)
+        results[weight] = step(model)
+
+    co_loss, co_grads = results[0.0]
+    assert torch.equal(co_loss, base_loss)
+    assert set(base_grads) <= set(co_grads)
+    for param_name, grad in base_grads.items():
+        assert torch.equal(co_grads[param_name], grad), param_name
+    # the local heads did get their own gradient (zero-weighted) and a non-zero weight matters
+    assert any(n.startswith("local_heads.") for n in co_grads)
+    assert not torch.equal(results[0.3][0], base_loss)
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_gradients_reach_local_heads_and_backbone_never_momentum_or_targets(
+    name, cls, base_cls, base, momentum, keys
+):
+    torch.manual_seed(0)
+    model, _ = build(name, cls, base, momentum, local_weight=1.0)
+    loss = model.training_step(gen_batch(4), 0)
+    loss.backward()
+    for key in keys:
+        assert all(p.grad.abs().sum() > 0 for p in model.local_heads[key].parameters())
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
+    # local_weight = 1: the global loss is weighted 0 and the local targets are stop-gradient
+    assert all(p.grad is None or not p.grad.any() for p in model.projector.parameters())
+    if momentum:
+        assert all(p.grad is None for p in model.momentum_backbone.parameters())
+        assert all(p.grad is None for p in model.momentum_projector.parameters())
+
+
+def test_co_simclr_local_target_grad_lets_gradient_reach_the_global_projector():
+    torch.manual_seed(0)
+    model, _ = build(
+        "co_simclr", CoSimCLR, "simclr", False, local_weight=1.0, local_target_grad=True
+    )
+    model.training_step(gen_batch(4), 0).backward()
+    assert all(p.grad.abs().sum() > 0 for p in model.projector.parameters())
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_shared_heads_and_grid(name, cls, base_cls, base, momentum, keys):
+    torch.manual_seed(0)
+    model, _ = build(name, cls, base, momentum, local_head="shared", local_grid=2)
+    assert not hasattr(model, "local_heads")
+    groups = model.learnable_params
+    assert not any(g["name"].startswith("local_") for g in groups)
+    params = [id(p) for g in groups for p in g["params"]]
+    assert len(params) == len(set(params))
+    out = model(gen_batch(4)[1][0])
+    assert out["local_z"].shape == (4, 4, 32)  # 5x5 map pooled to a 2x2 grid
+    # shared: the local projection of a grid cell is the global projector applied to that cell
+    model.eval()
+    x = gen_batch(2)[1][0]
+    out = model(x)
+    model.backbone(x)
+    cell = torch.nn.functional.adaptive_avg_pool2d(model.feature_map_tap.pop(), 2)[:, :, 1, 0]
+    torch.testing.assert_close(out["local_z"][:, 2], model.projector(cell))
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_small_crops_locals_when_enabled(name, cls, base_cls, base, momentum, keys):
+    torch.manual_seed(0)
+    model, cfg = build(name, cls, base, momentum, local_small_crops=True)
+    model.num_small_crops, model.num_crops, model.multicrop = 1, 3, True
+    batch = gen_batch(4)
+    batch[1].append(torch.randn(4, 3, 24, 24))
+    assert model.multicrop_forward(batch[1][2])["local_z"].shape[:2] == (4, 16)
+    loss = model.training_step(batch, 0)
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+@pytest.mark.parametrize(
+    "dataset, backbone", [("cifar10", "resnet18"), ("custom", "resnet18_cifar")]
+)
+def test_fit_with_lightning(name, cls, base_cls, base, momentum, keys, dataset, backbone):
+    model, cfg = build(name, cls, base, momentum, dataset=dataset, backbone=backbone)
+    train_dl, val_dl = prepare_dummy_dataloaders(dataset)
+    trainer = gen_trainer(cfg)
+    trainer.fit(model, train_dl, val_dl)
+    logged = trainer.callback_metrics
+    for key in ("train_global_loss", "train_local_loss", "train_local_z_std"):
+        assert key in logged and torch.isfinite(logged[key])
+
+
+def test_start_up_probe_uses_the_configured_crop_size():
+    cfg = gen_base_cfg(
+        "co_byol",
+        dataset="custom",
+        backbone="resnet18_cifar",
+        momentum=True,
+        **SMALL_HEADS["byol"],
+        local_grid=5,
+    )
+    cfg.augmentations = augmentation_cfg(32)
+    CoBYOL(cfg)  # 5x5 map at 32 px: fits

@@ -1,0 +1,64 @@
+"""Registration into solo-learn and discovery of the configs through Hydra's plugin."""
+
+import importlib
+
+import pytest
+from hydra import compose, initialize, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from solo.methods import METHODS
+from solo.methods.base import BaseMethod
+
+import solo_coplugin
+from solo_coplugin import registration
+from solo_coplugin.backbones import BACKBONES
+from solo_coplugin.methods import CoBYOL, CoSimCLR
+
+
+@pytest.fixture(autouse=True)
+def clear_hydra():
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+
+
+def test_import_registers_everything_idempotently():
+    importlib.reload(solo_coplugin)
+    registration.register()
+    registration.register()
+    assert METHODS["co_byol"] is CoBYOL and METHODS["co_simclr"] is CoSimCLR
+    assert METHODS["byol"].__name__ == "BYOL"  # solo-learn's own entries untouched
+    for name, constructor in BACKBONES.items():
+        assert BaseMethod._BACKBONES[name] is constructor
+
+
+def test_registration_refuses_to_replace_a_foreign_entry(monkeypatch):
+    monkeypatch.setitem(METHODS, "co_byol", METHODS["byol"])
+    with pytest.raises(RuntimeError, match="already has a method named 'co_byol'"):
+        registration.register()
+
+
+def test_hydra_discovers_the_search_path_plugin():
+    names = [p.__name__ for p in Plugins.instance().discover(SearchPathPlugin)]
+    assert "SoloCoPluginSearchPathPlugin" in names
+
+
+@pytest.mark.parametrize(
+    "config, method, aug_crops", [("co_simclr", "co_simclr", [2]), ("co_byol", "co_byol", [1, 1])]
+)
+def test_bare_config_names_resolve_to_the_cifar_configs(config, method, aug_crops):
+    # config_path=None: the same search path as main_pretrain.py (no --config-path)
+    with initialize(version_base="1.2", config_path=None):
+        cfg = compose(config_name=f"{config}.yaml")
+    assert cfg.method == method and cfg.data.dataset == "cifar10"
+    assert [a.num_crops for a in cfg.augmentations] == aug_crops
+    assert all(a.crop_size == 32 for a in cfg.augmentations)
+    assert cfg.method_kwargs.local_weight == 0.3 and cfg.wandb.enabled is False
+
+
+@pytest.mark.parametrize("config", ["co_byol", "co_simclr"])
+def test_custom_dataset_configs(config):
+    with initialize_config_module(version_base="1.2", config_module="solo_coplugin.configs.custom"):
+        cfg = compose(config_name=f"{config}.yaml")
+    assert cfg.data.dataset == "custom" and cfg.augmentations[0].crop_size == 224

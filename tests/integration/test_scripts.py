@@ -1,0 +1,160 @@
+"""solo-learn's own entry points on CO methods: main_pretrain.py (no edit, no --config-path)
+and main_linear.py, run as subprocesses from solo-learn's root on a real CIFAR-10 extract."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import solo
+
+SOLO_ROOT = Path(solo.__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(
+    not (SOLO_ROOT / "main_pretrain.py").exists(),
+    reason=f"solo-learn's scripts are not next to its package ({SOLO_ROOT}): install solo-learn "
+    "from a checkout (pip install -e) to run these",
+)
+
+
+def cpu_overrides(data, out_dir, steps=3):
+    return [
+        "data.dataset=custom",
+        f"data.train_path={data / 'train'}",
+        f"data.val_path={data / 'val'}",
+        "data.num_workers=0",
+        "backbone.name=resnet18_cifar",
+        "optimizer.batch_size=8",
+        "max_epochs=1",
+        "accelerator=cpu",
+        'devices="1"',
+        "strategy=auto",
+        "sync_batchnorm=False",
+        "precision=32",
+        "wandb.enabled=False",
+        "checkpoint.enabled=True",
+        f"checkpoint.dir={out_dir / 'ckpt'}",
+        "auto_resume.enabled=False",
+        f"++limit_train_batches={steps}",
+        "++limit_val_batches=1",
+        "++num_sanity_val_steps=0",
+        "++log_every_n_steps=1",
+        f"++default_root_dir={out_dir}",
+    ]
+
+
+def run(script, args, timeout=300):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=SOLO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def logged_metrics(out_dir):
+    files = list(out_dir.glob("lightning_logs/version_*/metrics.csv"))
+    assert len(files) == 1, files
+    with open(files[0]) as f:
+        return list(csv.DictReader(f))
+
+
+def pretrain(config_args, data, out_dir):
+    result = run("main_pretrain.py", [*config_args, *cpu_overrides(data, out_dir)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = logged_metrics(out_dir)
+    local = [float(r["train_local_loss_step"]) for r in rows if r.get("train_local_loss_step")]
+    assert len(local) == 3 and all(v > 0 for v in local)
+    ckpts = list((out_dir / "ckpt").rglob("*.ckpt"))
+    assert len(ckpts) == 1 and (ckpts[0].parent / "args.json").exists()
+    return ckpts[0]
+
+
+@pytest.mark.parametrize("config", ["co_simclr.yaml", "co_byol.yaml"])
+def test_main_pretrain_bare_config_name(config, cifar10_subset, tmp_path):
+    ckpt = pretrain(["--config-name", config], cifar10_subset, tmp_path / "run")
+    if config == "co_simclr.yaml":  # resuming a CO checkpoint trains the next epoch
+        out_dir = tmp_path / "resumed"
+        overrides = [a for a in cpu_overrides(cifar10_subset, out_dir) if a != "max_epochs=1"]
+        result = run(
+            "main_pretrain.py",
+            ["--config-name", config, *overrides, "max_epochs=2",
+             f'++resume_from_checkpoint="{ckpt}"'],
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        epochs = {r["epoch"] for r in logged_metrics(out_dir) if r.get("train_local_loss_step")}
+        assert epochs == {"1"}
+
+
+def test_main_pretrain_with_solo_learn_config_and_main_linear(cifar10_subset, tmp_path):
+    ckpt = pretrain(
+        ["--config-path", "scripts/pretrain/cifar", "--config-name", "byol.yaml", "method=co_byol"],
+        cifar10_subset,
+        tmp_path / "pretrain",
+    )
+    out_dir = tmp_path / "linear"
+    args = [
+        "--config-path",
+        "scripts/linear/imagenet-100",
+        "--config-name",
+        "byol.yaml",
+        f'pretrained_feature_extractor="{ckpt}"',
+        "pretrain_method=co_byol",
+        "data.format=image_folder",
+        "++data.augmentations.crop_size=32",
+        *[a for a in cpu_overrides(cifar10_subset, out_dir) if not a.startswith("++limit_train")],
+        "++limit_train_batches=2",
+    ]
+    result = run("main_linear.py", args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = logged_metrics(out_dir)
+    assert any(r.get("train_loss_step") or r.get("train_loss") for r in rows)
+
+    # main_linear keeps the checkpoint keys that contain "backbone" and strips "backbone.":
+    # the CO encoder must be complete there, and nothing CO-specific may look like a backbone
+    import torch
+    from solo_coplugin.backbones import resnet18_cifar
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    encoder = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    backbone = resnet18_cifar()
+    backbone.fc = torch.nn.Identity()
+    backbone.load_state_dict(encoder, strict=True)
+    assert any(k.startswith("local_heads.") for k in state)
+    assert not any("backbone" in k for k in state if k.startswith("local_heads."))
+
+
+def test_custom_dataset_config_through_pkg_config_path(cifar10_subset, tmp_path):
+    pretrain(
+        [
+            "--config-path",
+            "pkg://solo_coplugin.configs.custom",
+            "--config-name",
+            "co_byol.yaml",
+            "method_kwargs.proj_hidden_dim=64",
+            "method_kwargs.pred_hidden_dim=64",
+            "augmentations.0.crop_size=32",
+            "augmentations.1.crop_size=32",
+        ],
+        cifar10_subset,
+        tmp_path,
+    )
+
+
+def test_bad_input_fails_at_start_up_with_one_clear_message(cifar10_subset, tmp_path):
+    result = run(
+        "main_pretrain.py",
+        [
+            "--config-name",
+            "co_byol.yaml",
+            "method_kwargs.local_weight=1.5",
+            *cpu_overrides(cifar10_subset, tmp_path),
+        ],
+    )
+    assert result.returncode != 0
+    assert "method_kwargs.local_weight must be in [0, 1], got 1.5" in result.stderr
+    assert not list(tmp_path.glob("lightning_logs"))  # nothing trained

@@ -82,8 +82,13 @@ def test_main_pretrain_bare_config_name(config, cifar10_subset, tmp_path):
         overrides = [a for a in cpu_overrides(cifar10_subset, out_dir) if a != "max_epochs=1"]
         result = run(
             "main_pretrain.py",
-            ["--config-name", config, *overrides, "max_epochs=2",
-             f'++resume_from_checkpoint="{ckpt}"'],
+            [
+                "--config-name",
+                config,
+                *overrides,
+                "max_epochs=2",
+                f'++resume_from_checkpoint="{ckpt}"',
+            ],
         )
         assert result.returncode == 0, result.stderr[-3000:]
         epochs = {r["epoch"] for r in logged_metrics(out_dir) if r.get("train_local_loss_step")}

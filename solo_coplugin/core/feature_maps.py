@@ -15,7 +15,7 @@ import torch.nn as nn
 from solo_coplugin.core.config import CoConfigError
 
 SUPPORTED_BACKBONES = (
-    "torchvision-style ResNets (resnet18, resnet50, resnet18_cifar, resnet50_cifar)"
+    "ResNets (resnet18, resnet50, resnet18_cifar, resnet50_cifar, rf_resnet18, rf_resnet50)"
 )
 
 

@@ -171,3 +171,25 @@ def test_start_up_probe_uses_the_configured_crop_size():
     )
     cfg.augmentations = augmentation_cfg(32)
     CoBYOL(cfg)  # 5x5 map at 32 px: fits
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES[:1], ids=IDS[:1])
+@pytest.mark.parametrize(
+    "backbone, kwargs, hw",
+    [
+        ("rf_resnet18", {"preset": "rf99", "cifar_stem": True}, 4),
+        ("rf_resnet50", {"preset": "rf35", "cifar_stem": True, "base_width": 16}, 4),
+    ],
+)
+def test_base_and_co_methods_train_with_rf_resnets(
+    name, cls, base_cls, base, momentum, keys, backbone, kwargs, hw
+):
+    for method, method_cls in ((base, base_cls), (name, cls)):
+        cfg = gen_base_cfg(method, backbone=backbone, momentum=momentum, **SMALL_HEADS[base])
+        cfg.backbone.kwargs = kwargs
+        model = method_cls(cfg)
+        assert model.features_dim == model.backbone.num_features
+        if method_cls is cls:
+            assert model(gen_batch(2)[1][0])["local_z"].shape == (2, hw * hw, 32)
+        train_dl, val_dl = prepare_dummy_dataloaders("cifar10")
+        gen_trainer(cfg).fit(model, train_dl, val_dl)

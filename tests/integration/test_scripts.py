@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 import solo
+import torch
+
+from solo_coplugin.backbones import resnet18_cifar, rf_resnet18
 
 SOLO_ROOT = Path(solo.__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
@@ -63,8 +66,11 @@ def logged_metrics(out_dir):
         return list(csv.DictReader(f))
 
 
-def pretrain(config_args, data, out_dir):
-    result = run("main_pretrain.py", [*config_args, *cpu_overrides(data, out_dir)])
+def pretrain(config_args, data, out_dir, backbone="resnet18_cifar"):
+    overrides = cpu_overrides(data, out_dir)
+    if backbone is None:  # keep the config's backbone
+        overrides = [a for a in overrides if not a.startswith("backbone.name=")]
+    result = run("main_pretrain.py", [*config_args, *overrides])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = logged_metrics(out_dir)
     local = [float(r["train_local_loss_step"]) for r in rows if r.get("train_local_loss_step")]
@@ -95,13 +101,9 @@ def test_main_pretrain_bare_config_name(config, cifar10_subset, tmp_path):
         assert epochs == {"1"}
 
 
-def test_main_pretrain_with_solo_learn_config_and_main_linear(cifar10_subset, tmp_path):
-    ckpt = pretrain(
-        ["--config-path", "scripts/pretrain/cifar", "--config-name", "byol.yaml", "method=co_byol"],
-        cifar10_subset,
-        tmp_path / "pretrain",
-    )
-    out_dir = tmp_path / "linear"
+def linear(ckpt, data, out_dir, backbone_overrides=()):
+    """main_linear.py on a CO checkpoint; returns the encoder weights it loads."""
+
     args = [
         "--config-path",
         "scripts/linear/imagenet-100",
@@ -111,7 +113,8 @@ def test_main_pretrain_with_solo_learn_config_and_main_linear(cifar10_subset, tm
         "pretrain_method=co_byol",
         "data.format=image_folder",
         "++data.augmentations.crop_size=32",
-        *[a for a in cpu_overrides(cifar10_subset, out_dir) if not a.startswith("++limit_train")],
+        *[a for a in cpu_overrides(data, out_dir) if not a.startswith("++limit_train")],
+        *backbone_overrides,
         "++limit_train_batches=2",
     ]
     result = run("main_linear.py", args)
@@ -121,16 +124,33 @@ def test_main_pretrain_with_solo_learn_config_and_main_linear(cifar10_subset, tm
 
     # main_linear keeps the checkpoint keys that contain "backbone" and strips "backbone.":
     # the CO encoder must be complete there, and nothing CO-specific may look like a backbone
-    import torch
-    from solo_coplugin.backbones import resnet18_cifar
-
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    encoder = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+    assert any(k.startswith("local_heads.") for k in state)
+    assert not any("backbone" in k for k in state if k.startswith("local_heads."))
+    return {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+
+
+def test_main_pretrain_with_solo_learn_config_and_main_linear(cifar10_subset, tmp_path):
+    ckpt = pretrain(
+        ["--config-path", "scripts/pretrain/cifar", "--config-name", "byol.yaml", "method=co_byol"],
+        cifar10_subset,
+        tmp_path / "pretrain",
+    )
+    encoder = linear(ckpt, cifar10_subset, tmp_path / "linear")
     backbone = resnet18_cifar()
     backbone.fc = torch.nn.Identity()
     backbone.load_state_dict(encoder, strict=True)
-    assert any(k.startswith("local_heads.") for k in state)
-    assert not any("backbone" in k for k in state if k.startswith("local_heads."))
+
+
+def test_rf_resnet_config_and_main_linear(cifar10_subset, tmp_path):
+    ckpt = pretrain(
+        ["--config-name", "co_byol_rf.yaml"], cifar10_subset, tmp_path / "pretrain", backbone=None
+    )
+    rf_kwargs = ["++backbone.kwargs.cifar_stem=True", "++backbone.kwargs.kernel3_blocks=[2,1,0,0]"]
+    encoder = linear(
+        ckpt, cifar10_subset, tmp_path / "linear", ["backbone.name=rf_resnet18", *rf_kwargs]
+    )
+    rf_resnet18(cifar_stem=True, kernel3_blocks=[2, 1, 0, 0]).load_state_dict(encoder, strict=True)
 
 
 def test_custom_dataset_config_through_pkg_config_path(cifar10_subset, tmp_path):

@@ -2,12 +2,18 @@
 
 A CO method is ``class CoX(CoMixin, X)``: the mixin taps the backbone's feature map, builds
 the local heads from X's global heads, adds ``local_<key>`` outputs to X's forward dicts and the
-local heads to X's learnable parameters. The CO method's own file states which global heads
-have local copies and computes X's loss plus the local loss. Everything CO-specific that is
-not solo-learn glue lives in ``solo_coplugin.core``.
+local heads to X's learnable parameters, and wraps X's own, unchanged ``training_step``. The CO
+method's file only states which global heads get local copies and which local loss aligns
+them with which global targets; the losses themselves live in ``solo_coplugin.core``.
+
+How the losses combine without re-implementing X's loss: X's ``training_step`` returns
+``T = L_global + C`` (C: the online classifiers' losses). The mixin records the per-crop outputs
+that solo-learn's ``BaseMethod``/``BaseMomentumMethod`` compute C from, recomputes C with the same
+operations, and returns ``T + w * (L_local - (T - C))``, i.e. ``(1 - w) L_global + w L_local + C``.
+With ``w = 0`` this is ``T + 0``: X's loss and gradients exactly, with no special case.
 """
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import omegaconf
 import torch
@@ -43,6 +49,8 @@ class CoMixin:
             (default) or ``shared`` (the global heads applied at every position).
         local_small_crops (bool): also align the local representations of small crops
             (multi-crop configs) with the large crops' global targets. Defaults to False.
+        local_target_grad (bool): for methods without a momentum network, let the local loss's
+            gradient flow into the global targets. Defaults to False (stop-gradient targets).
 
     Subclasses set ``local_head_names``: ordered ``{output key: global head attribute}``, e.g.
     ``{"z": "projector", "p": "predictor"}``; the local heads are applied in that order and
@@ -75,6 +83,9 @@ class CoMixin:
         cfg.method_kwargs.local_small_crops = bool(
             omegaconf_select(cfg, kwargs + "local_small_crops", False)
         )
+        cfg.method_kwargs.local_target_grad = bool(
+            omegaconf_select(cfg, kwargs + "local_target_grad", False)
+        )
 
         num_large_crops = omegaconf_select(cfg, "data.num_large_crops", 2)
         if num_large_crops != 2:
@@ -97,6 +108,9 @@ class CoMixin:
         self.local_grid = cfg.method_kwargs.local_grid
         self.local_head: str = cfg.method_kwargs.local_head
         self.local_small_crops: bool = cfg.method_kwargs.local_small_crops
+        self.local_target_grad: bool = cfg.method_kwargs.local_target_grad
+        self._step_outputs: List[Dict[str, Any]] = []
+        self._small_crop_locals: List[torch.Tensor] = []
 
         self.feature_map_tap = FeatureMapTap(self.backbone, cfg.backbone.name)
         crop_size = _large_crop_size(cfg)
@@ -109,10 +123,23 @@ class CoMixin:
         if self.local_head == "separate":
             self.local_heads = nn.ModuleDict(
                 {
-                    key: clone_head(getattr(self, name))
+                    key: self.build_local_head(key, getattr(self, name))
                     for key, name in self.local_head_names.items()
                 }
             )
+
+    def build_local_head(self, key: str, global_head: nn.Module) -> nn.Module:
+        """Builds the separate local head for ``global_head`` (same layers, new weights).
+
+        Args:
+            key (str): the output key (``z``, ``p``, ...).
+            global_head (nn.Module): the global head it mirrors.
+
+        Returns:
+            nn.Module: the local head.
+        """
+
+        return clone_head(global_head)
 
     def local_head_modules(self) -> List[Tuple[str, nn.Module]]:
         """Returns the local heads in application order, as (output key, module) pairs."""
@@ -183,37 +210,80 @@ class CoMixin:
         out = super().multicrop_forward(X)
         feature_map = self.feature_map_tap.pop()
         if self.local_small_crops:
-            out.update(self.local_forward(feature_map))
+            local_out = self.local_forward(feature_map)
+            self._small_crop_locals.append(local_out[f"local_{list(self.local_head_names)[-1]}"])
+            out.update(local_out)
         return out
 
-    def combine_and_log(
-        self, global_loss: torch.Tensor, local_loss: torch.Tensor, local_z: List[torch.Tensor]
-    ) -> torch.Tensor:
-        """Combines the global and local losses and logs them with the local embeddings' std.
+    def base_training_step(self, X: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
+        """Records each large crop's outputs (solo-learn's per-crop hook), then returns them."""
+
+        out = super().base_training_step(X, targets)
+        self._step_outputs.append(out)
+        return out
+
+    def _shared_step_momentum(self, X: torch.Tensor, targets: torch.Tensor) -> Dict[str, Any]:
+        """Records each large crop's momentum outputs, then returns them."""
+
+        out = super()._shared_step_momentum(X, targets)
+        self._step_outputs.append({"momentum_" + k: v for k, v in out.items()})
+        return out
+
+    def state_before_step(self) -> Any:
+        """What ``local_loss`` needs from before the base step changes it (a queue, a center)."""
+
+        return None
+
+    def local_loss(self, local, targets, batch, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
+        """The base method's own training step plus the local loss.
 
         Args:
-            global_loss (torch.Tensor): the base method's loss.
-            local_loss (torch.Tensor): the CO local loss.
-            local_z (List[torch.Tensor]): per view, ``B x N x D`` local projections.
+            batch (Sequence[Any]): a batch of data in the format of [img_indexes, [X], Y], where
+                [X] is a list of size num_crops containing batches of images.
+            batch_idx (int): index of the batch.
 
         Returns:
-            torch.Tensor: ``(1 - w) * global_loss + w * local_loss``.
+            torch.Tensor: ``(1 - w) * L_global + w * L_local`` plus the classification losses.
         """
+
+        state = self.state_before_step()
+        self._step_outputs = []
+        total = super().training_step(batch, batch_idx)
+        outs = {}
+        for out in self._step_outputs:
+            for key, value in out.items():
+                outs.setdefault(key, []).append(value)
+        self._step_outputs = []
+
+        # the online classifiers' losses, with BaseMethod's and BaseMomentumMethod's operations
+        class_loss = sum(outs["loss"]) / self.num_large_crops
+        if "momentum_loss" in outs:
+            class_loss = class_loss + sum(outs["momentum_loss"]) / self.num_large_crops
+        global_loss = total - class_loss
+
+        last_key = list(self.local_head_names)[-1]
+        local = outs[f"local_{last_key}"] + self._small_crop_locals
+        self._small_crop_locals = []
+        targets = outs[self.global_target][: self.num_large_crops]
+        local_loss = self.local_loss(local, targets, batch, state)
 
         with torch.no_grad():
             # std over images and positions of the normalized local projections; -> 0 on collapse
+            local_z = outs[f"local_{list(self.local_head_names)[0]}"]
             local_z_std = torch.stack(
                 [F.normalize(z.flatten(0, 1), dim=-1).std(dim=0).mean() for z in local_z]
             ).mean()
-        loss = co_loss(global_loss, local_loss, self.local_weight)
         metrics = {
             "train_global_loss": global_loss,
             "train_local_loss": local_loss,
-            "train_co_loss": loss,
+            "train_co_loss": co_loss(global_loss, local_loss, self.local_weight),
             "train_local_z_std": local_z_std,
         }
         self.log_dict(metrics, on_epoch=True, sync_dist=True)
-        return loss
+        return total + self.local_weight * (local_loss - global_loss)
 
 
 def _large_crop_size(cfg: omegaconf.DictConfig):

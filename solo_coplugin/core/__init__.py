@@ -23,9 +23,13 @@ from solo_coplugin.core.heads import clone_head, feature_map_to_rows, pool_to_gr
 from solo_coplugin.core.losses import (
     byol_local_loss,
     co_byol_local_loss,
+    co_dino_local_loss,
     co_loss,
+    co_mocov2plus_local_loss,
+    co_mocov3_local_loss,
     co_simclr_local_loss,
     cross_view_pairs,
+    per_position_loss,
 )
 
 __all__ = [
@@ -42,11 +46,15 @@ __all__ = [
     "check_local_weight",
     "clone_head",
     "co_byol_local_loss",
+    "co_dino_local_loss",
     "co_loss",
+    "co_mocov2plus_local_loss",
+    "co_mocov3_local_loss",
     "co_simclr_local_loss",
     "cross_view_pairs",
     "feature_map_to_rows",
     "find_spatial_stage",
     "measure_feature_map_size",
+    "per_position_loss",
     "pool_to_grid",
 ]

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 
 
-def _is_distributed() -> bool:
+def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -36,7 +36,7 @@ def gather(x: torch.Tensor) -> torch.Tensor:
         torch.Tensor: the gathered tensor, ranks in order.
     """
 
-    if not _is_distributed():
+    if not is_distributed():
         return x
     if x.requires_grad:
         return torch.cat(_GatherLayer.apply(x))

@@ -22,11 +22,13 @@ what this module does (see ``shared/design/co-ssl.md`` and the README):
   anchor's own view is neither positive nor negative.
 """
 
-from typing import Iterator, Sequence, Tuple
+from typing import Callable, Iterator, Sequence, Tuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
+from solo_coplugin.core.distributed import is_distributed
 from solo_coplugin.core.distributed import gather
 
 
@@ -151,4 +153,136 @@ def co_simclr_local_loss(
         log_positive = logits.masked_fill(~positives, float("-inf")).logsumexp(dim=-1)
         log_all = logits.masked_fill(~candidates, float("-inf")).logsumexp(dim=-1)
         losses.append((log_all - log_positive).mean())
+    return torch.stack(losses).mean()
+
+
+def co_mocov3_local_loss(
+    local_q: Sequence[torch.Tensor], keys: Sequence[torch.Tensor], temperature: float
+) -> torch.Tensor:
+    """CO-MoCoV3 local loss: MoCo v3's InfoNCE with local queries and global keys.
+
+    Each local query of view ``v`` of image ``b`` is an anchor; the momentum key of image ``b``
+    in the other view is the positive and the keys of the other images, gathered over devices
+    without gradient, are the negatives. As in MoCo v3 the loss is scaled by ``2 * temperature``;
+    it is averaged over positions, images and cross-view pairs (MoCo v3 sums its two pairs).
+
+    Args:
+        local_q (Sequence[torch.Tensor]): per view, ``B x N x D`` local predictor outputs.
+        keys (Sequence[torch.Tensor]): per large view, ``B x D`` momentum keys.
+        temperature (float): MoCo v3's temperature.
+
+    Returns:
+        torch.Tensor: the local loss.
+    """
+
+    batch_size = keys[0].size(0)
+    offset = batch_size * (dist.get_rank() if is_distributed() else 0)
+    labels = torch.arange(batch_size, device=keys[0].device) + offset
+    gathered = [gather(F.normalize(k, dim=-1).detach()) for k in keys]
+    losses = []
+    for anchor, target in cross_view_pairs(len(local_q), len(keys)):
+        query = F.normalize(local_q[anchor], dim=-1)  # B x N x D
+        logits = torch.einsum("bnd,md->bmn", query, gathered[target]) / temperature
+        num_positions = query.size(1)
+        losses.append(
+            F.cross_entropy(logits, labels.unsqueeze(1).expand(-1, num_positions))
+            * (2 * temperature)
+        )
+    return torch.stack(losses).mean()
+
+
+def co_mocov2plus_local_loss(
+    local_z: Sequence[torch.Tensor],
+    keys: Sequence[torch.Tensor],
+    queues: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """CO-MoCoV2+ local loss: MoCo's InfoNCE with local queries, global keys and the queue.
+
+    Each local query of view ``v`` (normalized) has the momentum key of its image in view ``t``
+    as positive and the queue of view ``t`` (as MoCo v2+ pairs them, taken before this step's
+    enqueue) as negatives; averaged over positions, images and cross-view pairs.
+
+    Args:
+        local_z (Sequence[torch.Tensor]): per view, ``B x N x D`` local projections.
+        keys (Sequence[torch.Tensor]): per large view, ``B x D`` normalized momentum keys.
+        queues (torch.Tensor): ``V x D x K`` queue of past keys per large view.
+        temperature (float): MoCo's temperature.
+
+    Returns:
+        torch.Tensor: the local loss.
+    """
+
+    losses = []
+    for anchor, target in cross_view_pairs(len(local_z), len(keys)):
+        query = F.normalize(local_z[anchor], dim=-1)  # B x N x D
+        positive = torch.einsum("bnd,bd->bn", query, keys[target].detach()).unsqueeze(-1)
+        negative = torch.einsum("bnd,dk->bnk", query, queues[target].detach())
+        logits = torch.cat([positive, negative], dim=-1) / temperature
+        labels = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
+        losses.append(F.cross_entropy(logits.flatten(0, 1), labels.flatten()))
+    return torch.stack(losses).mean()
+
+
+def co_dino_local_loss(
+    local_logits: Sequence[torch.Tensor],
+    teacher_logits: Sequence[torch.Tensor],
+    center: torch.Tensor,
+    teacher_temperature: float,
+    student_temperature: float,
+) -> torch.Tensor:
+    """CO-DINO local loss: DINO's cross-entropy between the teacher and each local student output.
+
+    The teacher output of view ``t`` is centered with DINO's center (as it was before this
+    step's update: the center is updated from global teacher outputs only, by DINO's own loss)
+    and sharpened with the teacher temperature; each local student output of another view is
+    softened with the student temperature. Averaged over positions, images and cross-view pairs.
+
+    Args:
+        local_logits (Sequence[torch.Tensor]): per view, ``B x N x P`` local DINO-head outputs.
+        teacher_logits (Sequence[torch.Tensor]): per large view, ``B x P`` teacher outputs.
+        center (torch.Tensor): ``1 x P`` center of the teacher outputs.
+        teacher_temperature (float): the teacher temperature of the current epoch.
+        student_temperature (float): the student temperature.
+
+    Returns:
+        torch.Tensor: the local loss.
+    """
+
+    teacher = [
+        F.softmax((t.detach() - center) / teacher_temperature, dim=-1) for t in teacher_logits
+    ]
+    losses = []
+    for anchor, target in cross_view_pairs(len(local_logits), len(teacher_logits)):
+        log_student = F.log_softmax(local_logits[anchor] / student_temperature, dim=-1)
+        losses.append(torch.sum(-teacher[target].unsqueeze(1) * log_student, dim=-1).mean())
+    return torch.stack(losses).mean()
+
+
+def per_position_loss(
+    loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    local: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+) -> torch.Tensor:
+    """Applies a base method's pairwise loss between every position and the other view's target.
+
+    For losses with batch statistics (VICReg's variance and covariance, Barlow Twins'
+    cross-correlation) each position is its own batch of ``B`` local representations, compared
+    with the ``B`` global targets of the other view; the loss is averaged over positions and
+    cross-view pairs.
+
+    Args:
+        loss_func (Callable): ``loss_func(z_local, z_target)`` on ``B x D`` tensors.
+        local (Sequence[torch.Tensor]): per view, ``B x N x D`` local projections.
+        targets (Sequence[torch.Tensor]): per large view, ``B x D`` global targets.
+
+    Returns:
+        torch.Tensor: the local loss.
+    """
+
+    losses = [
+        loss_func(local[anchor][:, position], targets[target])
+        for anchor, target in cross_view_pairs(len(local), len(targets))
+        for position in range(local[anchor].size(1))
+    ]
     return torch.stack(losses).mean()

@@ -4,13 +4,77 @@ from solo_coplugin.solo_compat import require_solo_learn
 
 require_solo_learn()
 
+from solo_coplugin.core import CoConfigError  # noqa: E402
+from solo_coplugin.methods.co_barlow_twins import CoBarlowTwins  # noqa: E402
 from solo_coplugin.methods.co_byol import CoBYOL  # noqa: E402
+from solo_coplugin.methods.co_dino import CoDINO  # noqa: E402
+from solo_coplugin.methods.co_mocov2plus import CoMoCoV2Plus  # noqa: E402
+from solo_coplugin.methods.co_mocov3 import CoMoCoV3  # noqa: E402
 from solo_coplugin.methods.co_simclr import CoSimCLR  # noqa: E402
+from solo_coplugin.methods.co_vicreg import CoVICReg  # noqa: E402
 
 #: name -> class, registered into ``solo.methods.METHODS`` by ``solo_coplugin.registration``
 METHODS = {
+    "co_barlow_twins": CoBarlowTwins,
     "co_byol": CoBYOL,
+    "co_dino": CoDINO,
+    "co_mocov2plus": CoMoCoV2Plus,
+    "co_mocov3": CoMoCoV3,
     "co_simclr": CoSimCLR,
+    "co_vicreg": CoVICReg,
 }
 
-__all__ = ["METHODS", "CoBYOL", "CoSimCLR"]
+#: solo-learn methods without a CO variant, and why
+UNSUPPORTED = {
+    "swav": "a clustering method: its targets are online cluster assignments of whole views "
+    "(Sinkhorn-Knopp over the batch), not a per-image global representation that a part can "
+    "predict",
+    "deepclusterv2": "a clustering method whose targets are k-means assignments recomputed each "
+    "epoch over the dataset, not a per-image global representation of the other view",
+    "mae": "a masked autoencoder: it reconstructs pixels of masked patches and has no two-view "
+    "global target to align local representations with",
+    "wmse": "its whitening is computed over groups of whole-view embeddings; per-position "
+    "whitened targets are not defined by the method",
+    "supcon": "supervised: use co_simclr, whose loss takes labels as indexes",
+    "simsiam": "not yet implemented (it would follow co_byol without a momentum network)",
+    "nnbyol": "not yet implemented: nearest-neighbour targets from a support queue",
+    "nnclr": "not yet implemented: nearest-neighbour targets from a support queue",
+    "nnsiam": "not yet implemented: nearest-neighbour targets from a support queue",
+    "ressl": "not yet implemented: relational targets over a queue",
+    "vibcreg": "not yet implemented (it would follow co_vicreg)",
+    "all4one": "not yet implemented: several nearest-neighbour objectives",
+}
+
+
+def co_method(base_method: str):
+    """The CO variant of a solo-learn method, or a clear error saying why there is none.
+
+    Args:
+        base_method (str): a solo-learn method name (``byol``, ``dino``, ...).
+
+    Returns:
+        type: the CO method class.
+    """
+
+    name = f"co_{base_method}"
+    if name in METHODS:
+        return METHODS[name]
+    reason = UNSUPPORTED.get(base_method, "it is not a solo-learn method that solo-coplugin knows")
+    raise CoConfigError(
+        f"solo-learn method {base_method!r} has no CO variant ({reason}). Supported: "
+        f"method={' | '.join(sorted(METHODS))}."
+    )
+
+
+__all__ = [
+    "METHODS",
+    "UNSUPPORTED",
+    "CoBYOL",
+    "CoBarlowTwins",
+    "CoDINO",
+    "CoMoCoV2Plus",
+    "CoMoCoV3",
+    "CoSimCLR",
+    "CoVICReg",
+    "co_method",
+]

@@ -2,9 +2,19 @@
 
 import pytest
 import torch
-from solo.methods import BYOL, METHODS, SimCLR
+from solo.methods import BYOL, DINO, METHODS, VICReg, BarlowTwins, MoCoV2Plus, MoCoV3, SimCLR
 
-from solo_coplugin.methods import CoBYOL, CoSimCLR
+from solo_coplugin.core import CoConfigError
+from solo_coplugin.methods import (
+    CoBarlowTwins,
+    CoBYOL,
+    CoDINO,
+    CoMoCoV2Plus,
+    CoMoCoV3,
+    CoSimCLR,
+    CoVICReg,
+    co_method,
+)
 
 from .utils import SMALL_HEADS, augmentation_cfg, gen_base_cfg, gen_batch, gen_trainer
 from .utils import prepare_dummy_dataloaders
@@ -13,7 +23,13 @@ from .utils import prepare_dummy_dataloaders
 CASES = [
     ("co_byol", CoBYOL, BYOL, "byol", True, ("z", "p")),
     ("co_simclr", CoSimCLR, SimCLR, "simclr", False, ("z",)),
+    ("co_mocov3", CoMoCoV3, MoCoV3, "mocov3", True, ("z", "q")),
+    ("co_dino", CoDINO, DINO, "dino", True, ("z",)),
+    ("co_vicreg", CoVICReg, VICReg, "vicreg", False, ("z",)),
+    ("co_barlow_twins", CoBarlowTwins, BarlowTwins, "barlow_twins", False, ("z",)),
+    ("co_mocov2plus", CoMoCoV2Plus, MoCoV2Plus, "mocov2plus", True, ("z",)),
 ]
+OUTPUT_DIM = {"dino": 32}  # DINO's head ends in num_prototypes outputs
 IDS = [case[0] for case in CASES]
 
 
@@ -48,11 +64,10 @@ def test_registered_and_forward_keys_and_shapes(name, cls, base_cls, base, momen
         assert out[key].shape == (4, 32)
 
     names = [group["name"] for group in model.learnable_params]
-    expected = {"z": "local_projector", "p": "local_predictor"}
-    assert [expected[k] for k in keys] == names[-len(keys) :]
+    assert [f"local_{cls.local_head_names[k]}" for k in keys] == names[-len(keys) :]
     assert "local_z" not in model.multicrop_forward(x)
     if momentum:
-        assert set(model.momentum_forward(x)) == {"feats", "z"}
+        assert "feats" in model.momentum_forward(x)
 
 
 @pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
@@ -96,13 +111,16 @@ def test_gradients_reach_local_heads_and_backbone_never_momentum_or_targets(
     loss = model.training_step(gen_batch(4), 0)
     loss.backward()
     for key in keys:
-        assert all(p.grad.abs().sum() > 0 for p in model.local_heads[key].parameters())
+        trainable = [p for p in model.local_heads[key].parameters() if p.requires_grad]
+        assert trainable and all(p.grad.abs().sum() > 0 for p in trainable)
     assert model.backbone.conv1.weight.grad.abs().sum() > 0
     # local_weight = 1: the global loss is weighted 0 and the local targets are stop-gradient
-    assert all(p.grad is None or not p.grad.any() for p in model.projector.parameters())
+    global_head = getattr(model, cls.local_head_names[keys[0]])
+    assert all(p.grad is None or not p.grad.any() for p in global_head.parameters())
     if momentum:
         assert all(p.grad is None for p in model.momentum_backbone.parameters())
-        assert all(p.grad is None for p in model.momentum_projector.parameters())
+        momentum_head = getattr(model, "momentum_" + cls.local_head_names[keys[0]])
+        assert all(p.grad is None for p in momentum_head.parameters())
 
 
 def test_co_simclr_local_target_grad_lets_gradient_reach_the_global_projector():
@@ -124,17 +142,18 @@ def test_shared_heads_and_grid(name, cls, base_cls, base, momentum, keys):
     params = [id(p) for g in groups for p in g["params"]]
     assert len(params) == len(set(params))
     out = model(gen_batch(4)[1][0])
-    assert out["local_z"].shape == (4, 4, 32)  # 5x5 map pooled to a 2x2 grid
+    assert out["local_z"].shape == (4, 4, OUTPUT_DIM.get(base, 32))  # 5x5 map to a 2x2 grid
     # shared: the local projection of a grid cell is the global projector applied to that cell
     model.eval()
     x = gen_batch(2)[1][0]
     out = model(x)
     model.backbone(x)
     cell = torch.nn.functional.adaptive_avg_pool2d(model.feature_map_tap.pop(), 2)[:, :, 1, 0]
-    torch.testing.assert_close(out["local_z"][:, 2], model.projector(cell))
+    global_head = getattr(model, cls.local_head_names["z"])
+    torch.testing.assert_close(out["local_z"][:, 2], global_head(cell))
 
 
-@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES[:2], ids=IDS[:2])
 def test_small_crops_locals_when_enabled(name, cls, base_cls, base, momentum, keys):
     torch.manual_seed(0)
     model, cfg = build(name, cls, base, momentum, local_small_crops=True)
@@ -193,3 +212,31 @@ def test_base_and_co_methods_train_with_rf_resnets(
             assert model(gen_batch(2)[1][0])["local_z"].shape == (2, hw * hw, 32)
         train_dl, val_dl = prepare_dummy_dataloaders("cifar10")
         gen_trainer(cfg).fit(model, train_dl, val_dl)
+
+
+def test_unsupported_base_method_is_a_clear_error():
+    assert co_method("dino") is CoDINO
+    with pytest.raises(CoConfigError, match=r"'swav' has no CO variant \(a clustering method"):
+        co_method("swav")
+    with pytest.raises(CoConfigError, match=r"'mae' has no CO variant .* Supported: method="):
+        co_method("mae")
+
+
+def test_dino_local_head_must_have_the_global_prototypes():
+    with pytest.raises(CoConfigError, match=r"local_num_prototypes=32"):
+        build("co_dino", CoDINO, "dino", True, local_num_prototypes=16)
+
+
+def test_dino_freezes_and_clips_the_local_head_too():
+    torch.manual_seed(0)
+    model, _ = build("co_dino", CoDINO, "dino", True, freeze_last_layer=1, clip_grad=1e-3)
+    model.training_step(gen_batch(4), 0).backward()
+    model.trainer = None
+    type(model).current_epoch = property(lambda self: 0)
+    try:
+        model.on_after_backward()
+    finally:
+        del type(model).current_epoch
+    assert all(p.grad is None for p in model.local_heads["z"].last_layer.parameters())
+    norms = [p.grad.norm() for p in model.local_heads["z"].parameters() if p.grad is not None]
+    assert norms and all(n <= 1e-3 + 1e-6 for n in norms)

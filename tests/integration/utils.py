@@ -19,6 +19,26 @@ from solo.data.pretrain_dataloader import (
 SMALL_HEADS = {
     "byol": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
     "simclr": {"proj_hidden_dim": 64, "proj_output_dim": 32, "temperature": 0.2},
+    "mocov3": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 32,
+        "pred_hidden_dim": 64,
+        "temperature": 0.2,
+    },
+    "mocov2plus": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 32,
+        "temperature": 0.2,
+        "queue_size": 16,
+    },
+    "vicreg": {"proj_hidden_dim": 64, "proj_output_dim": 32},
+    "barlow_twins": {"proj_hidden_dim": 64, "proj_output_dim": 32},
+    "dino": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 16,
+        "num_prototypes": 32,
+        "warmup_teacher_temperature_epochs": 0,
+    },
 }
 
 

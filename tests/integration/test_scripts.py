@@ -80,9 +80,30 @@ def pretrain(config_args, data, out_dir, backbone="resnet18_cifar"):
     return ckpts[0]
 
 
-@pytest.mark.parametrize("config", ["co_simclr.yaml", "co_byol.yaml"])
+SMALL_PROJECTOR = ["method_kwargs.proj_hidden_dim=256", "method_kwargs.proj_output_dim=256"]
+EXTRA = {
+    "co_dino.yaml": ["++method_kwargs.warmup_teacher_temperature_epochs=0"],
+    # per-position VICReg / Barlow Twins losses on 2048-d projections are slow on 2 CPU cores
+    "co_vicreg.yaml": SMALL_PROJECTOR,
+    "co_barlow_twins.yaml": SMALL_PROJECTOR,
+}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "co_simclr.yaml",
+        "co_byol.yaml",
+        "co_mocov3.yaml",
+        "co_dino.yaml",
+        "co_vicreg.yaml",
+        "co_barlow_twins.yaml",
+        "co_mocov2plus.yaml",
+    ],
+)
 def test_main_pretrain_bare_config_name(config, cifar10_subset, tmp_path):
-    ckpt = pretrain(["--config-name", config], cifar10_subset, tmp_path / "run")
+    args = ["--config-name", config, *EXTRA.get(config, [])]
+    ckpt = pretrain(args, cifar10_subset, tmp_path / "run")
     if config == "co_simclr.yaml":  # resuming a CO checkpoint trains the next epoch
         out_dir = tmp_path / "resumed"
         overrides = [a for a in cpu_overrides(cifar10_subset, out_dir) if a != "max_epochs=1"]

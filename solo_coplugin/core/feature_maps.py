@@ -1,13 +1,15 @@
-"""Access to a backbone's feature map before pooling (pure torch).
+"""Access to a backbone's local representations before pooling (pure torch).
 
 solo-learn's backbones return pooled features (``self.backbone(X)`` is ``B x C``). CO-SSL needs
-the ``B x C x H x W`` map that was pooled. Rather than re-implementing each backbone's forward
-pass, :class:`FeatureMapTap` registers a forward hook on the last spatial stage and keeps its
-output: the backbone runs exactly once, unchanged, so the pooled features (and the online
-linear probe, kNN, UMAP, ``main_linear.py``) are bit-identical to the base method's.
+the ``B x C x H x W`` map that was pooled: a ResNet's last feature map, a ConvNeXt's last stage,
+a Swin's last stage, a ViT's patch tokens (without the class token) on their grid. Rather than
+re-implementing each backbone's forward pass, :class:`FeatureMapTap` registers a forward hook on
+the module that produces them and keeps its output: the backbone runs exactly once, unchanged,
+so the global features (and the online linear probe, kNN, UMAP, ``main_linear.py``) stay what
+solo-learn computes, bit for bit (a ViT's global feature stays its class token).
 """
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,7 +17,9 @@ import torch.nn as nn
 from solo_coplugin.core.config import CoConfigError
 
 SUPPORTED_BACKBONES = (
-    "ResNets (resnet18, resnet50, resnet18_cifar, resnet50_cifar, rf_resnet18, rf_resnet50)"
+    "ResNets (resnet18, resnet50, resnet18_cifar, resnet50_cifar, rf_resnet18, rf_resnet50), "
+    "ViTs (vit_tiny, vit_small, vit_base, vit_large: patch tokens), Swin (swin_*) and ConvNeXt "
+    "(convnext_*)"
 )
 
 
@@ -23,30 +27,82 @@ class UnsupportedBackboneError(CoConfigError):
     """The backbone has no spatial feature map that CO-SSL can read."""
 
 
-def find_spatial_stage(backbone: nn.Module, backbone_name: str = "?") -> nn.Module:
-    """Finds the module whose output is the feature map that the backbone pools.
+def _identity(output: torch.Tensor) -> torch.Tensor:
+    return output
+
+
+def _nhwc_to_nchw(output: torch.Tensor) -> torch.Tensor:
+    return output.permute(0, 3, 1, 2)
+
+
+class _PatchTokensToMap:
+    """ViT tokens ``B x T x D`` -> ``B x D x h x w`` map of the patch tokens (prefix tokens such
+    as the class token dropped); a view, no copy of the tokens."""
+
+    def __init__(self, num_prefix_tokens: int, backbone_name: str):
+        self.num_prefix_tokens = num_prefix_tokens
+        self.backbone_name = backbone_name
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        patches = tokens[:, self.num_prefix_tokens :]
+        b, n, d = patches.shape
+        side = int(round(n**0.5))
+        if n == 0 or side * side != n:
+            raise UnsupportedBackboneError(
+                f"backbone.name={self.backbone_name} gives {n} patch tokens (after "
+                f"{self.num_prefix_tokens} prefix tokens), not a square grid of local "
+                "representations. Fix: a ViT with patch tokens on square inputs (e.g. "
+                "backbone.kwargs.img_size equal to the crop size, a multiple of the patch size)."
+            )
+        return patches.view(b, side, side, d).permute(0, 3, 1, 2)
+
+
+def find_spatial_stage(
+    backbone: nn.Module, backbone_name: str = "?"
+) -> Tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """Finds the module whose output holds the local representations, and how to read them.
 
     Args:
         backbone (nn.Module): the backbone as solo-learn builds it (``fc`` already removed).
         backbone_name (str): ``backbone.name``, for the error message.
 
     Returns:
-        nn.Module: the last spatial stage (``layer4`` of a ResNet).
+        Tuple[nn.Module, Callable]: the module to tap (a ResNet's ``layer4``, a ViT's or Swin's
+        final ``norm``, a ConvNeXt's ``norm_pre``) and the function that turns its output into a
+        ``B x C x H x W`` map.
     """
 
-    stage = getattr(backbone, "layer4", None)
-    pool = getattr(backbone, "avgpool", None)
-    if isinstance(stage, nn.Module) and isinstance(pool, nn.AdaptiveAvgPool2d):
-        return stage
+    kind = type(backbone).__name__
+    if isinstance(getattr(backbone, "layer4", None), nn.Module) and isinstance(
+        getattr(backbone, "avgpool", None), nn.AdaptiveAvgPool2d
+    ):
+        return backbone.layer4, _identity
+    if hasattr(backbone, "patch_embed") and hasattr(backbone, "blocks"):  # timm ViT
+        if not getattr(backbone, "num_prefix_tokens", 1) < _num_tokens(backbone):
+            raise UnsupportedBackboneError(
+                f"backbone.name={backbone_name} has no patch tokens to use as local "
+                "representations. Fix: a ViT that keeps its patch tokens (vit_tiny, vit_small)."
+            )
+        converter = _PatchTokensToMap(getattr(backbone, "num_prefix_tokens", 1), backbone_name)
+        return backbone.norm, converter
+    if kind == "SwinTransformer" and hasattr(backbone, "norm"):  # timm Swin: NHWC output
+        return backbone.norm, _nhwc_to_nchw
+    if hasattr(backbone, "stages") and hasattr(backbone, "norm_pre"):  # timm ConvNeXt
+        return backbone.norm_pre, _identity
     raise UnsupportedBackboneError(
-        f"backbone.name={backbone_name} ({type(backbone).__name__}) has no spatial feature map "
-        f"that solo-coplugin can read yet; CO methods support {SUPPORTED_BACKBONES}. "
+        f"backbone.name={backbone_name} ({kind}) has no spatial feature map that solo-coplugin "
+        f"can read; CO methods support {SUPPORTED_BACKBONES}. "
         "Fix: backbone.name=resnet18 (or resnet18_cifar for small images)."
     )
 
 
+def _num_tokens(backbone: nn.Module) -> int:
+    num_patches = getattr(getattr(backbone, "patch_embed", None), "num_patches", 0) or 0
+    return num_patches + getattr(backbone, "num_prefix_tokens", 1)
+
+
 class FeatureMapTap:
-    """Keeps the output of a backbone's last spatial stage from its latest forward pass.
+    """Keeps the local representations from a backbone's latest forward pass.
 
     Args:
         backbone (nn.Module): the backbone to tap.
@@ -56,7 +112,7 @@ class FeatureMapTap:
     def __init__(self, backbone: nn.Module, backbone_name: str = "?"):
         self.backbone_name = backbone_name
         self._last: Optional[torch.Tensor] = None
-        stage = find_spatial_stage(backbone, backbone_name)
+        stage, self._to_map = find_spatial_stage(backbone, backbone_name)
         self._handle = stage.register_forward_hook(self._keep)
 
     def _keep(self, module: nn.Module, inputs, output: torch.Tensor) -> None:
@@ -68,15 +124,15 @@ class FeatureMapTap:
         Forgetting it matters: the map holds the autograd graph of the step.
 
         Returns:
-            torch.Tensor: ``B x C x H x W`` feature map.
+            torch.Tensor: ``B x C x H x W`` feature map (a view of the tapped output).
         """
 
         if self._last is None:
             raise RuntimeError(
                 "FeatureMapTap.pop() was called before the tapped backbone ran a forward pass."
             )
-        feature_map, self._last = self._last, None
-        return feature_map
+        output, self._last = self._last, None
+        return self._to_map(output)
 
     def remove(self) -> None:
         """Removes the hook from the backbone."""

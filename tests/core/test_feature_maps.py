@@ -50,3 +50,39 @@ def test_measure_feature_map_size_leaves_state_untouched():
 def test_backbone_without_spatial_map_is_a_clear_error():
     with pytest.raises(UnsupportedBackboneError, match="backbone.name=vit_tiny"):
         FeatureMapTap(nn.Sequential(nn.Flatten(), nn.Linear(3, 3)), "vit_tiny")
+
+
+def test_vit_without_patch_tokens_is_a_clear_error():
+    class PatchEmbed(nn.Module):
+        num_patches = 0
+
+    class TokenOnlyViT(nn.Module):
+        num_prefix_tokens = 1
+
+        def __init__(self):
+            super().__init__()
+            self.patch_embed, self.blocks, self.norm = PatchEmbed(), nn.Sequential(), nn.Identity()
+
+    with pytest.raises(UnsupportedBackboneError, match=r"backbone.name=vit_x has no patch tokens"):
+        FeatureMapTap(TokenOnlyViT(), "vit_x")
+
+
+def test_vit_patch_tokens_become_a_map_without_the_class_token():
+    class ViTLike(nn.Module):
+        num_prefix_tokens = 1
+
+        def __init__(self):
+            super().__init__()
+            self.patch_embed = type("P", (), {"num_patches": 4})()
+            self.blocks, self.norm = nn.Sequential(), nn.Identity()
+
+        def forward(self, tokens):
+            return self.norm(tokens)[:, 0]
+
+    model = ViTLike()
+    tap = FeatureMapTap(model, "vit")
+    tokens = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 3)
+    model(tokens)
+    feature_map = tap.pop()
+    assert feature_map.shape == (2, 3, 2, 2)
+    torch.testing.assert_close(feature_map[1, :, 1, 0], tokens[1, 1 + 2])

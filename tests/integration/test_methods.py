@@ -240,3 +240,44 @@ def test_dino_freezes_and_clips_the_local_head_too():
     assert all(p.grad is None for p in model.local_heads["z"].last_layer.parameters())
     norms = [p.grad.norm() for p in model.local_heads["z"].parameters() if p.grad is not None]
     assert norms and all(n <= 1e-3 + 1e-6 for n in norms)
+
+
+@pytest.mark.parametrize(
+    "name, cls, base, momentum, backbone, kwargs, size, side",
+    [
+        ("co_dino", CoDINO, "dino", True, "vit_tiny", {"img_size": 32, "patch_size": 8}, 32, 4),
+        (
+            "co_mocov3",
+            CoMoCoV3,
+            "mocov3",
+            True,
+            "vit_tiny",
+            {"img_size": 32, "patch_size": 8},
+            32,
+            4,
+        ),
+        ("co_byol", CoBYOL, "byol", True, "swin_tiny", {"img_size": 64, "window_size": 2}, 64, 2),
+        ("co_simclr", CoSimCLR, "simclr", False, "convnext_tiny", {}, 64, 2),
+    ],
+)
+def test_transformer_and_convnext_backbones(
+    name, cls, base, momentum, backbone, kwargs, size, side
+):
+    torch.manual_seed(0)
+    cfg = gen_base_cfg(
+        name, dataset="custom", backbone=backbone, momentum=momentum, **SMALL_HEADS[base]
+    )
+    cfg.backbone.kwargs = kwargs
+    cfg.augmentations = augmentation_cfg(size)
+    model = cls(cfg).eval()  # eval: Swin's stochastic depth would make two passes differ
+    x = torch.randn(2, 3, size, size)
+    out = model(x)
+    assert out["local_z"].shape[:2] == (2, side * side)
+    # the global feature is still the one solo-learn's probe reads (a ViT's class token)
+    torch.testing.assert_close(out["feats"], model.backbone(x))
+    model.train()
+    model.feature_map_tap.pop()
+    train_dl, val_dl = prepare_dummy_dataloaders("custom", size=size)
+    trainer = gen_trainer(cfg)
+    trainer.fit(model, train_dl, val_dl)
+    assert torch.isfinite(trainer.callback_metrics["train_local_loss"])

@@ -48,5 +48,13 @@ def test_wheel_contains_configs_and_hydra_plugin(tmp_path):
             "__init__.py",
         ):
             assert f"solo_coplugin/configs/{dataset}/{config}" in names
+    for config in (
+        "imagenet-100/co_byol_rf99.yaml",
+        "imagenet-100/co_dino_vit.yaml",
+        "imagenet-100/__init__.py",
+        "imagenet/co_byol.yaml",
+        "cifar/co_dino.yaml",
+    ):
+        assert f"solo_coplugin/configs/{config}" in names
     assert "hydra_plugins/solo_coplugin_searchpath/solo_coplugin_searchpath.py" in names
     assert not any(name.startswith(("tests/", "scripts/")) for name in names)

@@ -10,6 +10,7 @@ from solo_coplugin.core.config import (
     CoConfigError,
     check_grid_fits,
     check_local_grid,
+    check_local_hidden_dim,
     check_local_head,
     check_local_weight,
 )
@@ -19,7 +20,12 @@ from solo_coplugin.core.feature_maps import (
     find_spatial_stage,
     measure_feature_map_size,
 )
-from solo_coplugin.core.heads import clone_head, feature_map_to_rows, pool_to_grid
+from solo_coplugin.core.heads import (
+    clone_head,
+    clone_head_with_hidden_dim,
+    feature_map_to_rows,
+    pool_to_grid,
+)
 from solo_coplugin.core.losses import (
     byol_local_loss,
     co_byol_local_loss,
@@ -42,9 +48,11 @@ __all__ = [
     "byol_local_loss",
     "check_grid_fits",
     "check_local_grid",
+    "check_local_hidden_dim",
     "check_local_head",
     "check_local_weight",
     "clone_head",
+    "clone_head_with_hidden_dim",
     "co_byol_local_loss",
     "co_dino_local_loss",
     "co_loss",

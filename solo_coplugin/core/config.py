@@ -109,3 +109,36 @@ def check_grid_fits(
             f"backbone.name={backbone_name}{at}. Fix: method_kwargs.local_grid<={min(h, w)}, "
             "or null for the native grid."
         )
+
+
+def check_local_hidden_dim(local_hidden_dim: Optional[int], local_head: str) -> Optional[int]:
+    """Checks ``method_kwargs.local_hidden_dim`` (hidden width of slim local heads).
+
+    Args:
+        local_hidden_dim (Optional[int]): hidden width, or None for the global heads' width.
+        local_head (str): ``separate`` or ``shared`` (a shared head cannot be slimmer).
+
+    Returns:
+        Optional[int]: the validated width.
+    """
+
+    if local_hidden_dim is None:
+        return None
+    if isinstance(local_hidden_dim, bool) or not isinstance(local_hidden_dim, int):
+        raise CoConfigError(
+            f"method_kwargs.local_hidden_dim must be null or a positive integer, got "
+            f"{local_hidden_dim!r}. Fix: method_kwargs.local_hidden_dim=null (the global heads' "
+            "width) or e.g. 512."
+        )
+    if local_hidden_dim < 1:
+        raise CoConfigError(
+            f"method_kwargs.local_hidden_dim must be >= 1, got {local_hidden_dim}. "
+            "Fix: method_kwargs.local_hidden_dim=null or e.g. 512."
+        )
+    if local_head != "separate":
+        raise CoConfigError(
+            f"method_kwargs.local_hidden_dim={local_hidden_dim} needs separate local heads, but "
+            f"method_kwargs.local_head={local_head}. Fix: method_kwargs.local_head=separate, or "
+            "method_kwargs.local_hidden_dim=null."
+        )
+    return local_hidden_dim

@@ -164,6 +164,13 @@ def measure_feature_map_size(
     try:
         param = next(backbone.parameters())
         backbone(torch.zeros(1, in_channels, crop_size, crop_size, device=param.device))
+    except (AssertionError, RuntimeError, ValueError) as error:
+        raise CoConfigError(
+            f"backbone.name={tap.backbone_name} does not run on the configured {crop_size} px "
+            f"crops ({type(error).__name__}: {error}). Fix: make backbone.kwargs match the crop "
+            f"size (e.g. backbone.kwargs.img_size={crop_size} for a ViT or Swin), or change "
+            "augmentations crop_size."
+        ) from error
     finally:
         backbone.train(was_training)
     feature_map = tap.pop()

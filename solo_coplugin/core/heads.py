@@ -68,3 +68,38 @@ def feature_map_to_rows(
     # NHWC order: a view when the map is channels-last, one transpose copy otherwise
     rows = feature_map.permute(0, 2, 3, 1).reshape(b * h * w, c)
     return rows, h * w
+
+
+def clone_head_with_hidden_dim(head: nn.Sequential, hidden_dim: int) -> nn.Sequential:
+    """A head with the layers of ``head`` but ``hidden_dim`` units in its hidden layers.
+
+    For a "slim" local head: the input and output sizes stay those of the global head, every
+    hidden Linear/BatchNorm gets ``hidden_dim`` units, weights are fresh.
+
+    Args:
+        head (nn.Sequential): an MLP head of ``nn.Linear``, ``nn.BatchNorm1d`` and activations.
+        hidden_dim (int): the new hidden width.
+
+    Returns:
+        nn.Sequential: the slim head.
+    """
+
+    linears = [i for i, layer in enumerate(head) if isinstance(layer, nn.Linear)]
+    if not isinstance(head, nn.Sequential) or len(linears) < 2:
+        raise ValueError(
+            f"a slim local head needs an MLP head (nn.Sequential with 2+ Linear layers), got "
+            f"{type(head).__name__}"
+        )
+    layers = []
+    width = None
+    for i, layer in enumerate(head):
+        if isinstance(layer, nn.Linear):
+            in_features = layer.in_features if i == linears[0] else hidden_dim
+            out_features = layer.out_features if i == linears[-1] else hidden_dim
+            layers.append(nn.Linear(in_features, out_features, bias=layer.bias is not None))
+            width = out_features
+        elif isinstance(layer, nn.BatchNorm1d):
+            layers.append(nn.BatchNorm1d(width, affine=layer.affine))
+        else:
+            layers.append(copy.deepcopy(layer))
+    return nn.Sequential(*layers)

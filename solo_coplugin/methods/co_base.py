@@ -27,10 +27,12 @@ from solo_coplugin.core import (
     CoConfigError,
     FeatureMapTap,
     check_grid_fits,
+    check_local_hidden_dim,
     check_local_grid,
     check_local_head,
     check_local_weight,
     clone_head,
+    clone_head_with_hidden_dim,
     co_loss,
     feature_map_to_rows,
     measure_feature_map_size,
@@ -49,6 +51,9 @@ class CoMixin:
             (default) or ``shared`` (the global heads applied at every position).
         local_small_crops (bool): also align the local representations of small crops
             (multi-crop configs) with the large crops' global targets. Defaults to False.
+        local_hidden_dim (Optional[int]): hidden width of slim separate local heads (input and
+            output sizes unchanged), to trade accuracy for speed. Defaults to None (the global
+            heads' width).
         local_target_grad (bool): for methods without a momentum network, let the local loss's
             gradient flow into the global targets. Defaults to False (stop-gradient targets).
 
@@ -80,6 +85,9 @@ class CoMixin:
         cfg.method_kwargs.local_head = check_local_head(
             omegaconf_select(cfg, kwargs + "local_head", DEFAULT_LOCAL_HEAD)
         )
+        cfg.method_kwargs.local_hidden_dim = check_local_hidden_dim(
+            omegaconf_select(cfg, kwargs + "local_hidden_dim", None), cfg.method_kwargs.local_head
+        )
         cfg.method_kwargs.local_small_crops = bool(
             omegaconf_select(cfg, kwargs + "local_small_crops", False)
         )
@@ -109,6 +117,7 @@ class CoMixin:
         self.local_head: str = cfg.method_kwargs.local_head
         self.local_small_crops: bool = cfg.method_kwargs.local_small_crops
         self.local_target_grad: bool = cfg.method_kwargs.local_target_grad
+        self.local_hidden_dim = cfg.method_kwargs.local_hidden_dim
         self._step_outputs: List[Dict[str, Any]] = []
         self._small_crop_locals: List[torch.Tensor] = []
 
@@ -139,7 +148,15 @@ class CoMixin:
             nn.Module: the local head.
         """
 
-        return clone_head(global_head)
+        if self.local_hidden_dim is None:
+            return clone_head(global_head)
+        try:
+            return clone_head_with_hidden_dim(global_head, self.local_hidden_dim)
+        except ValueError as error:
+            raise CoConfigError(
+                f"method_kwargs.local_hidden_dim is not supported by {self.cfg.method}: {error}. "
+                "Fix: method_kwargs.local_hidden_dim=null."
+            ) from error
 
     def local_head_modules(self) -> List[Tuple[str, nn.Module]]:
         """Returns the local heads in application order, as (output key, module) pairs."""

@@ -58,7 +58,7 @@ class CoDINO(CoMixin, DINO):
         kwargs = self.cfg.method_kwargs
         head = DINOHead(
             in_dim=self.features_dim,
-            hidden_dim=kwargs.proj_hidden_dim,
+            hidden_dim=self.local_hidden_dim or kwargs.proj_hidden_dim,
             use_bn=kwargs.use_bn_in_head,
             bottleneck_dim=kwargs.proj_output_dim,
             num_prototypes=kwargs.local_num_prototypes,

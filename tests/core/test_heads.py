@@ -4,7 +4,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from solo_coplugin.core import clone_head, feature_map_to_rows, pool_to_grid
+from solo_coplugin.core import (
+    clone_head,
+    clone_head_with_hidden_dim,
+    feature_map_to_rows,
+    pool_to_grid,
+)
 
 
 def projector(in_dim=8, hidden=16, out=4):
@@ -98,3 +103,22 @@ def test_rows_under_cpu_autocast_are_finite(dtype):
         rows, n = feature_map_to_rows(feature_map)
         out = head(rows)
     assert torch.isfinite(out.float()).all()
+
+
+def test_slim_head_keeps_input_and_output_sizes():
+    head = nn.Sequential(
+        nn.Linear(8, 64),
+        nn.BatchNorm1d(64),
+        nn.ReLU(),
+        nn.Linear(64, 64),
+        nn.BatchNorm1d(64, affine=False),
+        nn.ReLU(),
+        nn.Linear(64, 4, bias=False),
+    )
+    slim = clone_head_with_hidden_dim(head, 16)
+    shapes = [tuple(m.weight.shape) for m in slim if isinstance(m, nn.Linear)]
+    assert shapes == [(16, 8), (16, 16), (4, 16)]
+    assert slim[-1].bias is None and slim[4].affine is False and slim[4].num_features == 16
+    assert slim(torch.randn(5, 8)).shape == (5, 4)
+    with pytest.raises(ValueError, match="needs an MLP head"):
+        clone_head_with_hidden_dim(nn.Sequential(nn.Linear(8, 4)), 16)

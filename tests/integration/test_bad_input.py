@@ -48,8 +48,13 @@ def test_bad_co_kwargs(cls, co_kwargs, match):
 
 
 def test_backbone_without_spatial_feature_map():
-    with pytest.raises(UnsupportedBackboneError, match=r"backbone.name=vit_tiny .* Fix"):
-        CoBYOL(byol_cfg(backbone="vit_tiny", crop_size=32))
+    with pytest.raises(UnsupportedBackboneError, match=r"backbone.name=poolformer_s12 .* Fix"):
+        CoBYOL(byol_cfg(backbone="poolformer_s12", crop_size=32))
+
+
+def test_backbone_that_does_not_fit_the_crop_size():
+    with pytest.raises(CoConfigError, match=r"vit_tiny does not run on the configured 32 px crops"):
+        CoBYOL(byol_cfg(backbone="vit_tiny", crop_size=32))  # built for 224 px
 
 
 def test_imagenet_stem_on_small_images_has_nothing_local():

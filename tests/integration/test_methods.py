@@ -281,3 +281,21 @@ def test_transformer_and_convnext_backbones(
     trainer = gen_trainer(cfg)
     trainer.fit(model, train_dl, val_dl)
     assert torch.isfinite(trainer.callback_metrics["train_local_loss"])
+
+
+@pytest.mark.parametrize(
+    "name, cls, base, momentum, head",
+    [("co_byol", CoBYOL, "byol", True, "z"), ("co_dino", CoDINO, "dino", True, "z")],
+)
+def test_slim_local_heads(name, cls, base, momentum, head):
+    torch.manual_seed(0)
+    model, _ = build(name, cls, base, momentum, local_hidden_dim=16)
+    hidden = [
+        m.out_features for m in model.local_heads[head].modules() if isinstance(m, torch.nn.Linear)
+    ]
+    assert 16 in hidden and 64 not in hidden
+    out = model(gen_batch(4)[1][0])
+    assert out["local_z"].shape == (4, 25, OUTPUT_DIM.get(base, 32))
+    assert torch.isfinite(model.training_step(gen_batch(4), 0))
+    with pytest.raises(CoConfigError, match=r"local_hidden_dim=16 needs separate local heads"):
+        build(name, cls, base, momentum, local_hidden_dim=16, local_head="shared")

@@ -13,6 +13,7 @@ from solo.methods.base import BaseMethod
 import solo_coplugin
 from solo_coplugin import registration
 from solo_coplugin.backbones import BACKBONES
+from solo_coplugin.methods import METHODS as CO_METHODS
 from solo_coplugin.methods import CoBYOL, CoSimCLR
 
 
@@ -28,6 +29,9 @@ def test_import_registers_everything_idempotently():
     registration.register()
     registration.register()
     assert METHODS["co_byol"] is CoBYOL and METHODS["co_simclr"] is CoSimCLR
+    assert len(CO_METHODS) == 7
+    for name, cls in CO_METHODS.items():
+        assert METHODS[name] is cls and METHODS[name[len("co_") :]] in cls.__mro__
     assert METHODS["byol"].__name__ == "BYOL"  # solo-learn's own entries untouched
     for name, constructor in BACKBONES.items():
         assert BaseMethod._BACKBONES[name] is constructor

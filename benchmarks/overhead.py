@@ -1,0 +1,252 @@
+"""CO overhead: step time, memory and FLOPs of each CO method relative to its base method.
+
+For each (base, CO) pair and setting, builds both methods with solo-learn's own classes from the
+packaged configs, then measures in one process, interleaved, after warm-up: the training-step
+time (median of N steps of the real ``training_step``: forward, backward, LARS/SGD step and
+momentum update), the memory of the step (peak CUDA memory on GPU; on CPU, the bytes of the
+tensors autograd saves for backward, i.e. activation memory, which dominates a step's peak) and
+the FLOPs of one step (``torch.utils.flop_counter``). Prints a markdown table of CO/base ratios
+and writes it (markdown, CSV and JSON) under ``benchmarks/results/``.
+
+    python benchmarks/overhead.py --settings r18-cifar-32 --pairs byol simclr --steps 8
+    python benchmarks/overhead.py --device cuda --precision bf16-mixed --channels-last
+"""
+
+import argparse
+import contextlib
+import csv
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
+
+import solo_coplugin  # noqa: F401  (registers the CO methods and backbones)
+from solo.methods import METHODS
+
+SETTINGS = {
+    # name: (config package, dataset, backbone, backbone kwargs, crop size, batch size)
+    "r18-cifar-32": ("cifar", "cifar10", "resnet18", {}, 32, 32),
+    "r50-224": ("imagenet-100", "imagenet100", "resnet50", {}, 224, 8),
+    "rf50-224": ("imagenet-100", "imagenet100", "rf_resnet50", {"preset": "rf99"}, 224, 8),
+}
+PAIRS = ["byol", "simclr", "mocov3", "dino", "vicreg", "barlow_twins", "mocov2plus"]
+CIFAR_ONLY = {"simclr", "vicreg", "barlow_twins", "mocov2plus"}  # no ImageNet-100 CO config
+
+
+def build_cfg(setting: str, method: str, overrides):
+    package, dataset, backbone, backbone_kwargs, crop, batch = SETTINGS[setting]
+    if method.replace("co_", "") in CIFAR_ONLY:
+        package = "cifar"
+    GlobalHydra.instance().clear()
+    with initialize_config_module(
+        version_base="1.2", config_module=f"solo_coplugin.configs.{package}"
+    ):
+        cfg = compose(config_name=f"co_{method.replace('co_', '')}.yaml", overrides=overrides)
+    OmegaConf.set_struct(cfg, False)
+    cfg.method = method
+    cfg.data.dataset = dataset
+    cfg.data.num_classes = 10 if dataset == "cifar10" else 100
+    cfg.data.num_large_crops, cfg.data.num_small_crops = 2, 0
+    cfg.backbone.name, cfg.backbone.kwargs = backbone, backbone_kwargs
+    cfg.optimizer.batch_size = batch
+    cfg.max_epochs = max(int(cfg.max_epochs), 100)
+    for aug in cfg.augmentations:
+        aug.crop_size = crop
+    if not method.startswith("co_"):
+        cfg.method_kwargs = {
+            k: v for k, v in cfg.method_kwargs.items() if not k.startswith("local_")
+        }
+    return cfg, crop, batch
+
+
+def build_model(cfg, device, channels_last):
+    model = METHODS[cfg.method](cfg).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = model.learnable_params
+    groups = [{"params": list(g["params"])} for g in params]
+    kwargs = dict(cfg.optimizer.kwargs)
+    if cfg.optimizer.name == "lars":
+        from solo.utils.lars import LARS
+
+        optimizer = LARS(
+            groups,
+            lr=cfg.optimizer.lr,
+            weight_decay=cfg.optimizer.weight_decay,
+            momentum=0.9,
+            eta=kwargs.get("eta", 1e-3),
+            clip_lr=kwargs.get("clip_lr", False),
+            exclude_bias_n_norm=kwargs.get("exclude_bias_n_norm", False),
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            groups, lr=cfg.optimizer.lr, momentum=0.9, weight_decay=cfg.optimizer.weight_decay
+        )
+    return model, optimizer
+
+
+def make_batch(batch, crop, device, num_classes):
+    views = [torch.randn(batch, 3, crop, crop, device=device) for _ in range(2)]
+    return [
+        torch.arange(batch, device=device),
+        views,
+        torch.randint(0, num_classes, (batch,), device=device),
+    ]
+
+
+def step(model, optimizer, batch, autocast):
+    optimizer.zero_grad(set_to_none=True)
+    with autocast():
+        loss = model.training_step(batch, 0)
+    loss.backward()
+    optimizer.step()
+    if hasattr(model, "momentum_updater"):
+        for online, momentum in model.momentum_pairs:
+            model.momentum_updater.update(online, momentum)
+    return loss
+
+
+def saved_tensor_bytes(model, optimizer, batch, autocast):
+    total = [0]
+
+    def pack(t):
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step(model, optimizer, batch, autocast)
+    return total[0]
+
+
+def measure(models, batches, device, steps, autocast):
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    results = {name: {"times": []} for name in models}
+    for name, (model, optimizer) in models.items():  # warm-up, memory, FLOPs
+        for _ in range(2):
+            step(model, optimizer, batches[name], autocast)
+        if device.type == "cuda":
+            sync()
+            torch.cuda.reset_peak_memory_stats()
+            step(model, optimizer, batches[name], autocast)
+            sync()
+            results[name]["memory"] = torch.cuda.max_memory_allocated()
+        else:
+            results[name]["memory"] = saved_tensor_bytes(model, optimizer, batches[name], autocast)
+        with FlopCounterMode(display=False) as counter:
+            step(model, optimizer, batches[name], autocast)
+        results[name]["flops"] = counter.get_total_flops()
+    for _ in range(steps):  # interleaved timing
+        for name, (model, optimizer) in models.items():
+            sync()
+            start = time.perf_counter()
+            step(model, optimizer, batches[name], autocast)
+            sync()
+            results[name]["times"].append(time.perf_counter() - start)
+    for r in results.values():
+        r["time"] = statistics.median(r.pop("times"))
+    return results
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=["r18-cifar-32"], choices=list(SETTINGS))
+    parser.add_argument("--pairs", nargs="+", default=["byol", "simclr"], choices=PAIRS)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed", "16-mixed"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument(
+        "--local-hidden-dim",
+        type=int,
+        default=None,
+        help="also measure CO with slim local heads of this hidden width",
+    )
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "overhead"))
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
+    )
+    rows = []
+    for setting in args.settings:
+        for base in args.pairs:
+            variants = {base: [], f"co_{base}": []}
+            if args.local_hidden_dim:
+                variants[f"co_{base} (slim {args.local_hidden_dim})"] = [
+                    f"++method_kwargs.local_hidden_dim={args.local_hidden_dim}"
+                ]
+            models, batches = {}, {}
+            for label, overrides in variants.items():
+                torch.manual_seed(0)
+                cfg, crop, batch = build_cfg(setting, label.split(" ")[0], overrides)
+                models[label] = build_model(cfg, device, args.channels_last)
+                batches[label] = make_batch(batch, crop, device, cfg.data.num_classes)
+            results = measure(models, batches, device, args.steps, autocast)
+            for label in list(variants)[1:]:
+                r, b = results[label], results[base]
+                rows.append(
+                    {
+                        "setting": setting,
+                        "pair": f"{base} / {label}",
+                        "batch": batch,
+                        "time_ratio": r["time"] / b["time"],
+                        "flop_ratio": r["flops"] / b["flops"],
+                        "memory_ratio": r["memory"] / b["memory"],
+                        "base_step_s": b["time"],
+                        "co_step_s": r["time"],
+                        "base_gflops": b["flops"] / 1e9,
+                        "co_gflops": r["flops"] / 1e9,
+                    }
+                )
+                print(rows[-1], flush=True)
+
+    memory = "peak CUDA memory" if device.type == "cuda" else "saved-for-backward bytes"
+    header = (
+        f"Device: {device_name(device)}; precision {args.precision}; channels_last "
+        f"{args.channels_last}; torch {torch.__version__}; median of {args.steps} interleaved "
+        f"steps after warm-up; memory = {memory}.\n\n"
+        "| setting | base / CO | batch | time CO/base | FLOPs CO/base (floor) | time - floor "
+        "| memory CO/base | base step (s) | CO step (s) |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
+    table = header + "".join(
+        f"| {r['setting']} | {r['pair']} | {r['batch']} | {r['time_ratio']:.3f} | "
+        f"{r['flop_ratio']:.3f} | {r['time_ratio'] - r['flop_ratio']:+.3f} | "
+        f"{r['memory_ratio']:.3f} | {r['base_step_s']:.3f} | {r['co_step_s']:.3f} |\n"
+        for r in rows
+    )
+    print(table)
+    out = Path(args.out + f"-{device.type}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/overhead.py " + " ".join(
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items()
+        if k != "out" and v not in (None, False)
+    )
+    out.with_suffix(".md").write_text(f"# CO overhead\n\nMade by `{command}`.\n\n{table}")
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -40,7 +40,7 @@ def cpu_overrides(data, out_dir, steps=3):
         f"checkpoint.dir={out_dir / 'ckpt'}",
         "auto_resume.enabled=False",
         f"++limit_train_batches={steps}",
-        "++limit_val_batches=1",
+        "++limit_val_batches=0",  # validation runs in the method tests and in main_linear below
         "++num_sanity_val_steps=0",
         "++log_every_n_steps=1",
         f"++default_root_dir={out_dir}",
@@ -134,9 +134,10 @@ def linear(ckpt, data, out_dir, backbone_overrides=()):
         "pretrain_method=co_byol",
         "data.format=image_folder",
         "++data.augmentations.crop_size=32",
-        *[a for a in cpu_overrides(data, out_dir) if not a.startswith("++limit_train")],
+        *[a for a in cpu_overrides(data, out_dir) if not a.startswith("++limit_")],
         *backbone_overrides,
         "++limit_train_batches=2",
+        "++limit_val_batches=1",
     ]
     result = run("main_linear.py", args)
     assert result.returncode == 0, result.stderr[-3000:]

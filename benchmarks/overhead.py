@@ -40,8 +40,9 @@ PAIRS = ["byol", "simclr", "mocov3", "dino", "vicreg", "barlow_twins", "mocov2pl
 CIFAR_ONLY = {"simclr", "vicreg", "barlow_twins", "mocov2plus"}  # no ImageNet-100 CO config
 
 
-def build_cfg(setting: str, method: str, overrides):
+def build_cfg(setting: str, method: str, overrides, batch_size=None):
     package, dataset, backbone, backbone_kwargs, crop, batch = SETTINGS[setting]
+    batch = batch_size or batch
     if method.replace("co_", "") in CIFAR_ONLY:
         package = "cifar"
     GlobalHydra.instance().clear()
@@ -114,15 +115,18 @@ def step(model, optimizer, batch, autocast):
 
 
 def saved_tensor_bytes(model, optimizer, batch, autocast):
-    total = [0]
+    """Bytes of the distinct storages autograd keeps for backward (activation memory)."""
+
+    storages = {}
 
     def pack(t):
-        total[0] += t.numel() * t.element_size()
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         step(model, optimizer, batch, autocast)
-    return total[0]
+    return sum(storages.values())
 
 
 def measure(models, batches, device, steps, autocast):
@@ -168,6 +172,7 @@ def main():
     parser.add_argument("--settings", nargs="+", default=["r18-cifar-32"], choices=list(SETTINGS))
     parser.add_argument("--pairs", nargs="+", default=["byol", "simclr"], choices=PAIRS)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None, help="instead of the setting's")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed", "16-mixed"])
     parser.add_argument("--channels-last", action="store_true")
@@ -196,7 +201,9 @@ def main():
             models, batches = {}, {}
             for label, overrides in variants.items():
                 torch.manual_seed(0)
-                cfg, crop, batch = build_cfg(setting, label.split(" ")[0], overrides)
+                cfg, crop, batch = build_cfg(
+                    setting, label.split(" ")[0], overrides, args.batch_size
+                )
                 models[label] = build_model(cfg, device, args.channels_last)
                 batches[label] = make_batch(batch, crop, device, cfg.data.num_classes)
             results = measure(models, batches, device, args.steps, autocast)
@@ -224,12 +231,14 @@ def main():
         f"{args.channels_last}; torch {torch.__version__}; median of {args.steps} interleaved "
         f"steps after warm-up; memory = {memory}.\n\n"
         "| setting | base / CO | batch | time CO/base | FLOPs CO/base (floor) | time - floor "
-        "| memory CO/base | base step (s) | CO step (s) |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| memory CO/base | base step (s) | CO step (s) | images/s base, CO |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     table = header + "".join(
         f"| {r['setting']} | {r['pair']} | {r['batch']} | {r['time_ratio']:.3f} | "
         f"{r['flop_ratio']:.3f} | {r['time_ratio'] - r['flop_ratio']:+.3f} | "
-        f"{r['memory_ratio']:.3f} | {r['base_step_s']:.3f} | {r['co_step_s']:.3f} |\n"
+        f"{r['memory_ratio']:.3f} | {r['base_step_s']:.3f} | {r['co_step_s']:.3f} | "
+        f"{r['base_images_per_s']:.0f}, {r['co_images_per_s']:.0f} |\n"
         for r in rows
     )
     print(table)

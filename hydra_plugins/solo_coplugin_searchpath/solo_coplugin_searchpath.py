@@ -9,6 +9,7 @@ packaged CIFAR configs, so that ``python main_pretrain.py --config-name co_simcl
 from solo-learn's root with no ``--config-path``.
 """
 
+import os
 import sys
 
 from hydra.core.config_search_path import ConfigSearchPath
@@ -27,3 +28,7 @@ class SoloCoPluginSearchPathPlugin(SearchPathPlugin):
 
         solo_coplugin.registration.register()
         search_path.append(provider="solo-coplugin", path=DEFAULT_CONFIGS)
+        if os.environ.get("SOLO_CO_DALI_CPU") == "1":  # opt-in, see solo_coplugin/dali_cpu.py
+            from solo_coplugin.dali_cpu import enable_dali_cpu
+
+            enable_dali_cpu()

@@ -47,8 +47,8 @@ def cpu_overrides(data, out_dir, steps=3):
     ]
 
 
-def run(script, args, timeout=300):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+def run(script, args, timeout=300, env=None):
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(
         [sys.executable, script, *args],
         cwd=SOLO_ROOT,

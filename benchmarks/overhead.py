@@ -221,9 +221,19 @@ def main():
                         "co_step_s": r["time"],
                         "base_gflops": b["flops"] / 1e9,
                         "co_gflops": r["flops"] / 1e9,
+                        "base_images_per_s": batch / b["time"],
+                        "co_images_per_s": batch / r["time"],
+                        "base_memory_mb": b["memory"] / 2**20,
+                        "co_memory_mb": r["memory"] / 2**20,
                     }
                 )
                 print(rows[-1], flush=True)
+
+    write_results(rows, args, device)
+
+
+def write_results(rows, args, device):
+    """Prints the markdown table and writes it with the CSV and JSON under ``args.out``."""
 
     memory = "peak CUDA memory" if device.type == "cuda" else "saved-for-backward bytes"
     header = (

@@ -1,6 +1,5 @@
 """CO-Barlow Twins: Barlow Twins plus its loss between each local projection and the global ones."""
 
-import omegaconf
 from solo.losses.barlow import barlow_loss_func
 from solo.methods.barlow_twins import BarlowTwins
 
@@ -9,39 +8,21 @@ from solo_coplugin.methods.co_base import CoMixin
 
 
 class CoBarlowTwins(CoMixin, BarlowTwins):
+    """CO-Barlow Twins (Barlow Twins, https://arxiv.org/abs/2103.03230, with CO-SSL,
+    https://arxiv.org/abs/2501.02860).
+
+    Each position of the feature map goes through a local projector (Barlow Twins' layer
+    sizes, as 1x1 convolutions); Barlow Twins' loss (same lambda and scale) is applied
+    between the local projections at each position and the global projections of the other
+    view, and averaged over positions.
+
+    Extra cfg settings:
+        method_kwargs: Barlow Twins' (proj_output_dim, proj_hidden_dim, lamb, scale_loss), and the CO keys of
+            :class:`~solo_coplugin.methods.co_base.CoMixin`.
+    """
+
     local_head_names = {"z": "projector"}
     global_target = "z"
-
-    def __init__(self, cfg: omegaconf.DictConfig):
-        """Implements CO-Barlow Twins (Barlow Twins, https://arxiv.org/abs/2103.03230, with CO-SSL,
-        https://arxiv.org/abs/2501.02860).
-
-        Each position of the feature map goes through a local projector (Barlow Twins' layer
-        sizes, as 1x1 convolutions); Barlow Twins' loss (same lambda and scale) is applied
-        between the local projections at each position and the global projections of the other
-        view, and averaged over positions.
-
-        Extra cfg settings:
-            method_kwargs: Barlow Twins' (proj_output_dim, proj_hidden_dim, lamb, scale_loss), and the CO keys of
-                :class:`~solo_coplugin.methods.co_base.CoMixin`.
-        """
-
-        super().__init__(cfg)
-        self.init_co(cfg)
-
-    @staticmethod
-    def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
-        """Adds BarlowTwins's and the CO defaults/checks to the config.
-
-        Args:
-            cfg (omegaconf.DictConfig): DictConfig object.
-
-        Returns:
-            omegaconf.DictConfig: same as the argument, used to avoid errors.
-        """
-
-        cfg = super(CoBarlowTwins, CoBarlowTwins).add_and_assert_specific_cfg(cfg)
-        return CoMixin.add_and_assert_co_cfg(cfg)
 
     def local_loss(self, local, targets, batch, state):
         if not self.local_target_grad:

@@ -57,12 +57,43 @@ class CoMixin:
         local_target_grad (bool): for methods without a momentum network, let the local loss's
             gradient flow into the global targets. Defaults to False (stop-gradient targets).
 
-    Subclasses set ``local_head_names``: ordered ``{output key: global head attribute}``, e.g.
-    ``{"z": "projector", "p": "predictor"}``; the local heads are applied in that order and
-    their outputs are exposed as ``local_z``, ``local_p``, each ``B x N x D``.
+    Subclasses set:
+        local_head_names (Dict[str, str]): ordered ``{output key: global head attribute}``, e.g.
+            ``{"z": "projector", "p": "predictor"}``; the local heads are applied in that order
+            and their outputs are exposed as ``local_<key>``, each ``B x N x D``.
+        global_target (str): the step output (per large crop) that the local representations
+            are aligned with, e.g. ``"momentum_z"``.
+    and implement ``local_loss(local, targets, batch, state)``: ``local`` is the list (per view)
+    of ``B x N x D`` outputs of the last local head, ``targets`` the list (per large view) of
+    global targets, ``state`` what ``state_before_step`` saved before the base step ran.
     """
 
     local_head_names: Dict[str, str] = {}
+    global_target: str = "z"
+
+    def __init__(self, cfg: omegaconf.DictConfig):
+        """Builds the base method, then the CO parts (feature-map tap, local heads).
+
+        Args:
+            cfg (omegaconf.DictConfig): the base method's cfg plus the CO keys.
+        """
+
+        super().__init__(cfg)
+        self.init_co(cfg)
+
+    @classmethod
+    def add_and_assert_specific_cfg(cls, cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
+        """Adds the base method's and the CO defaults/checks to the config.
+
+        Args:
+            cfg (omegaconf.DictConfig): DictConfig object.
+
+        Returns:
+            omegaconf.DictConfig: same as the argument, used to avoid errors.
+        """
+
+        cfg = super(CoMixin, cls).add_and_assert_specific_cfg(cfg)
+        return CoMixin.add_and_assert_co_cfg(cfg)
 
     @staticmethod
     def add_and_assert_co_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
@@ -106,7 +137,7 @@ class CoMixin:
         return cfg
 
     def init_co(self, cfg: omegaconf.DictConfig) -> None:
-        """Builds the CO parts; call at the end of the CO method's ``__init__``.
+        """Builds the CO parts, once the base method is built.
 
         Args:
             cfg (omegaconf.DictConfig): the method's cfg, after ``add_and_assert_specific_cfg``.

@@ -9,32 +9,28 @@ from solo_coplugin.methods.co_base import CoMixin
 
 
 class CoDINO(CoMixin, DINO):
+    """CO-DINO (DINO, https://arxiv.org/abs/2104.14294, with CO-SSL,
+    https://arxiv.org/abs/2501.02860).
+
+    Each position of the feature map goes through a local DINO head (DINO's head, applied
+    as 1x1 convolutions, or the global head itself with ``local_head: shared``); the
+    teacher's output of the other view, centered and sharpened as in DINO, is the target of
+    a cross-entropy with each local student output. The teacher's center is updated from
+    global teacher outputs only, by DINO's loss. ``freeze_last_layer`` and ``clip_grad``
+    apply to the local head too.
+
+    Extra cfg settings:
+        method_kwargs: DINO's (proj_hidden_dim, proj_output_dim, num_prototypes,
+            use_bn_in_head, norm_last_layer, clip_grad, freeze_last_layer, temperatures),
+            and the CO keys of :class:`~solo_coplugin.methods.co_base.CoMixin`.
+    """
+
     local_head_names = {"z": "head"}
     global_target = "momentum_z"
 
-    def __init__(self, cfg: omegaconf.DictConfig):
-        """Implements CO-DINO (DINO, https://arxiv.org/abs/2104.14294, with CO-SSL,
-        https://arxiv.org/abs/2501.02860).
-
-        Each position of the feature map goes through a local DINO head (DINO's head, applied
-        as 1x1 convolutions, or the global head itself with ``local_head: shared``); the
-        teacher's output of the other view, centered and sharpened as in DINO, is the target of
-        a cross-entropy with each local student output. The teacher's center is updated from
-        global teacher outputs only, by DINO's loss. ``freeze_last_layer`` and ``clip_grad``
-        apply to the local head too.
-
-        Extra cfg settings:
-            method_kwargs: DINO's (proj_hidden_dim, proj_output_dim, num_prototypes,
-                use_bn_in_head, norm_last_layer, clip_grad, freeze_last_layer, temperatures),
-                and the CO keys of :class:`~solo_coplugin.methods.co_base.CoMixin`.
-        """
-
-        super().__init__(cfg)
-        self.init_co(cfg)
-
-    @staticmethod
-    def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
-        """Adds DINO's and the CO defaults/checks to the config.
+    @classmethod
+    def add_and_assert_specific_cfg(cls, cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
+        """Adds DINO's and the CO defaults/checks, and the local head's prototypes.
 
         Args:
             cfg (omegaconf.DictConfig): DictConfig object.
@@ -43,11 +39,11 @@ class CoDINO(CoMixin, DINO):
             omegaconf.DictConfig: same as the argument, used to avoid errors.
         """
 
-        cfg = super(CoDINO, CoDINO).add_and_assert_specific_cfg(cfg)
+        cfg = super().add_and_assert_specific_cfg(cfg)
         cfg.method_kwargs.local_num_prototypes = omegaconf_select(
             cfg, "method_kwargs.local_num_prototypes", cfg.method_kwargs.num_prototypes
         )
-        return CoMixin.add_and_assert_co_cfg(cfg)
+        return cfg
 
     def build_local_head(self, key: str, global_head: DINOHead) -> DINOHead:
         """A new DINO head with the global head's sizes and DINO's own initialisation.

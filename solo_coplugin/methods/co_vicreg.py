@@ -1,6 +1,5 @@
 """CO-VICReg: VICReg plus VICReg's loss between each local projection and the global ones."""
 
-import omegaconf
 from solo.losses.vicreg import vicreg_loss_func
 from solo.methods.vicreg import VICReg
 
@@ -9,39 +8,21 @@ from solo_coplugin.methods.co_base import CoMixin
 
 
 class CoVICReg(CoMixin, VICReg):
+    """CO-VICReg (VICReg, https://arxiv.org/abs/2105.04906, with CO-SSL,
+    https://arxiv.org/abs/2501.02860).
+
+    Each position of the feature map goes through a local projector (VICReg's layer sizes,
+    as 1x1 convolutions); VICReg's loss (invariance, variance, covariance, same weights) is
+    applied between the local projections at each position and the global projections of
+    the other view, and averaged over positions.
+
+    Extra cfg settings:
+        method_kwargs: VICReg's (proj_output_dim, proj_hidden_dim, sim/var/cov_loss_weight), and the CO keys of
+            :class:`~solo_coplugin.methods.co_base.CoMixin`.
+    """
+
     local_head_names = {"z": "projector"}
     global_target = "z"
-
-    def __init__(self, cfg: omegaconf.DictConfig):
-        """Implements CO-VICReg (VICReg, https://arxiv.org/abs/2105.04906, with CO-SSL,
-        https://arxiv.org/abs/2501.02860).
-
-        Each position of the feature map goes through a local projector (VICReg's layer sizes,
-        as 1x1 convolutions); VICReg's loss (invariance, variance, covariance, same weights) is
-        applied between the local projections at each position and the global projections of
-        the other view, and averaged over positions.
-
-        Extra cfg settings:
-            method_kwargs: VICReg's (proj_output_dim, proj_hidden_dim, sim/var/cov_loss_weight), and the CO keys of
-                :class:`~solo_coplugin.methods.co_base.CoMixin`.
-        """
-
-        super().__init__(cfg)
-        self.init_co(cfg)
-
-    @staticmethod
-    def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
-        """Adds VICReg's and the CO defaults/checks to the config.
-
-        Args:
-            cfg (omegaconf.DictConfig): DictConfig object.
-
-        Returns:
-            omegaconf.DictConfig: same as the argument, used to avoid errors.
-        """
-
-        cfg = super(CoVICReg, CoVICReg).add_and_assert_specific_cfg(cfg)
-        return CoMixin.add_and_assert_co_cfg(cfg)
 
     def local_loss(self, local, targets, batch, state):
         if not self.local_target_grad:

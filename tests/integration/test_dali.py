@@ -22,12 +22,15 @@ def test_enable_dali_cpu_is_idempotent_and_only_for_cpu_pipelines():
     assert pipeline._solo_co_dali_cpu and not hasattr(pipeline.__wrapped__, "_solo_co_dali_cpu")
 
 
+def dali_overrides(data, out_dir):
+    # DALI's CPU pipeline needs at least one thread (solo-learn passes num_workers as threads)
+    overrides = [a for a in cpu_overrides(data, out_dir) if "data.num_workers" not in a]
+    return [*DALI_ARGS, *overrides, "data.num_workers=2"]
+
+
 def test_co_byol_trains_through_solo_learns_dali_module_on_cpu(cifar10_subset, tmp_path):
-    overrides = [a for a in cpu_overrides(cifar10_subset, tmp_path) if "data.num_workers" not in a]
     result = run(
-        "main_pretrain.py",
-        [*DALI_ARGS, *overrides, "data.num_workers=2"],
-        env={"SOLO_CO_DALI_CPU": "1"},
+        "main_pretrain.py", dali_overrides(cifar10_subset, tmp_path), env={"SOLO_CO_DALI_CPU": "1"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
     local = [r for r in logged_metrics(tmp_path) if r.get("train_local_loss_step")]
@@ -35,6 +38,6 @@ def test_co_byol_trains_through_solo_learns_dali_module_on_cpu(cifar10_subset, t
 
 
 def test_without_the_workaround_dali_on_cpu_fails_as_reported_upstream(cifar10_subset, tmp_path):
-    result = run("main_pretrain.py", [*DALI_ARGS, *cpu_overrides(cifar10_subset, tmp_path)])
+    result = run("main_pretrain.py", dali_overrides(cifar10_subset, tmp_path))
     assert result.returncode != 0
     assert "CUDA is not available" in result.stderr

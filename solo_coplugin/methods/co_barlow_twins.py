@@ -25,8 +25,6 @@ class CoBarlowTwins(CoMixin, BarlowTwins):
     global_target = "z"
 
     def local_loss(self, local, targets, batch, state):
-        if not self.local_target_grad:
-            targets = [t.detach() for t in targets]
         return per_position_loss(
             lambda z_local, z_global: barlow_loss_func(
                 z_local, z_global, lamb=self.lamb, scale_loss=self.scale_loss

@@ -316,6 +316,10 @@ class CoMixin:
         local = outs[f"local_{last_key}"] + self._small_crop_locals
         self._small_crop_locals = []
         targets = outs[self.global_target][: self.num_large_crops]
+        if (
+            not self.local_target_grad
+        ):  # global targets as stop-gradient (momentum ones already are)
+            targets = [target.detach() for target in targets]
         local_loss = self.local_loss(local, targets, batch, state)
 
         with torch.no_grad():

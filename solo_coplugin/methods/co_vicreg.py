@@ -25,8 +25,6 @@ class CoVICReg(CoMixin, VICReg):
     global_target = "z"
 
     def local_loss(self, local, targets, batch, state):
-        if not self.local_target_grad:
-            targets = [t.detach() for t in targets]
         return per_position_loss(
             lambda z_local, z_global: vicreg_loss_func(
                 z_local,

@@ -299,3 +299,16 @@ def test_slim_local_heads(name, cls, base, momentum, head):
     assert torch.isfinite(model.training_step(gen_batch(4), 0))
     with pytest.raises(CoConfigError, match=r"local_hidden_dim=16 needs separate local heads"):
         build(name, cls, base, momentum, local_hidden_dim=16, local_head="shared")
+
+
+@pytest.mark.parametrize(
+    "name, cls, base",
+    [("co_vicreg", CoVICReg, "vicreg"), ("co_barlow_twins", CoBarlowTwins, "barlow_twins")],
+)
+@pytest.mark.parametrize("target_grad", [False, True])
+def test_local_target_grad_for_methods_without_momentum(name, cls, base, target_grad):
+    torch.manual_seed(0)
+    model, _ = build(name, cls, base, False, local_weight=1.0, local_target_grad=target_grad)
+    model.training_step(gen_batch(4), 0).backward()
+    reached = any(p.grad is not None and p.grad.any() for p in model.projector.parameters())
+    assert reached == target_grad

@@ -8,6 +8,7 @@ benchmarks/results/rf_resnet.md.
 import argparse
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -88,7 +89,10 @@ def main():
     print(table)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
-        "# RF-ResNet presets\n\nMade by `python benchmarks/rf_resnet_table.py`.\n\n" + table
+        "# RF-ResNet presets\n\nMade by `python benchmarks/rf_resnet_table.py "
+        + " ".join(sys.argv[1:])
+        + "`.\n\n"
+        + table
     )
 
 

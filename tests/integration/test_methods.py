@@ -312,3 +312,16 @@ def test_local_target_grad_for_methods_without_momentum(name, cls, base, target_
     model.training_step(gen_batch(4), 0).backward()
     reached = any(p.grad is not None and p.grad.any() for p in model.projector.parameters())
     assert reached == target_grad
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_bf16_mixed_precision_gives_finite_losses(name, cls, base_cls, base, momentum, keys):
+    torch.manual_seed(0)
+    model, _ = build(name, cls, base, momentum)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.training_step(gen_batch(4), 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(
+        torch.isfinite(p.grad).all() for p in model.local_heads.parameters() if p.grad is not None
+    )

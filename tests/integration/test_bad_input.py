@@ -8,20 +8,7 @@ from solo_coplugin import solo_compat
 from solo_coplugin.core import CoConfigError, UnsupportedBackboneError
 from solo_coplugin.methods import CoBYOL, CoSimCLR
 
-from .utils import SMALL_HEADS, augmentation_cfg, gen_base_cfg
-
-
-def byol_cfg(dataset="custom", backbone="resnet18_cifar", crop_size=32, **co_kwargs):
-    cfg = gen_base_cfg(
-        "co_byol",
-        dataset=dataset,
-        backbone=backbone,
-        momentum=True,
-        **SMALL_HEADS["byol"],
-        **co_kwargs,
-    )
-    cfg.augmentations = augmentation_cfg(crop_size)
-    return cfg
+from .utils import SMALL_HEADS, small_image_co_byol_cfg
 
 
 @pytest.mark.parametrize(
@@ -40,7 +27,7 @@ def byol_cfg(dataset="custom", backbone="resnet18_cifar", crop_size=32, **co_kwa
 )
 @pytest.mark.parametrize("cls", [CoBYOL, CoSimCLR])
 def test_bad_co_kwargs(cls, co_kwargs, match):
-    cfg = byol_cfg(**co_kwargs)
+    cfg = small_image_co_byol_cfg(**co_kwargs)
     if cls is CoSimCLR:
         cfg.method, cfg.method_kwargs = "co_simclr", {**SMALL_HEADS["simclr"], **co_kwargs}
     with pytest.raises(CoConfigError, match=match):
@@ -49,21 +36,21 @@ def test_bad_co_kwargs(cls, co_kwargs, match):
 
 def test_backbone_without_spatial_feature_map():
     with pytest.raises(UnsupportedBackboneError, match=r"backbone.name=poolformer_s12 .* Fix"):
-        CoBYOL(byol_cfg(backbone="poolformer_s12", crop_size=32))
+        CoBYOL(small_image_co_byol_cfg(backbone="poolformer_s12", crop_size=32))
 
 
 def test_backbone_that_does_not_fit_the_crop_size():
     with pytest.raises(CoConfigError, match=r"vit_tiny does not run on the configured 32 px crops"):
-        CoBYOL(byol_cfg(backbone="vit_tiny", crop_size=32))  # built for 224 px
+        CoBYOL(small_image_co_byol_cfg(backbone="vit_tiny", crop_size=32))  # built for 224 px
 
 
 def test_imagenet_stem_on_small_images_has_nothing_local():
     with pytest.raises(CoConfigError, match=r"resnet18 ends in a 1x1 feature map at 32 px"):
-        CoBYOL(byol_cfg(backbone="resnet18"))
+        CoBYOL(small_image_co_byol_cfg(backbone="resnet18"))
 
 
 def test_large_crops_other_than_two():
-    cfg = byol_cfg()
+    cfg = small_image_co_byol_cfg()
     cfg.data.num_large_crops = 3
     with pytest.raises(CoConfigError, match=r"exactly 2 large crops.*data.num_large_crops=3"):
         CoBYOL(cfg)

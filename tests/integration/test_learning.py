@@ -13,7 +13,7 @@ from torchvision.datasets import ImageFolder
 from solo_coplugin.core import co_byol_local_loss
 from solo_coplugin.methods import CoBYOL
 
-from .utils import SMALL_HEADS, augmentation_cfg, gen_base_cfg
+from .utils import small_image_co_byol_cfg
 
 STEPS = 40
 
@@ -27,15 +27,7 @@ def local_loss(model, views):
 
 def test_co_byol_lowers_the_local_loss_on_real_images(cifar10_subset):
     torch.manual_seed(0)
-    cfg = gen_base_cfg(
-        "co_byol",
-        dataset="custom",
-        backbone="resnet18_cifar",
-        momentum=True,
-        batch_size=16,
-        **SMALL_HEADS["byol"],
-    )
-    cfg.augmentations = augmentation_cfg(32)
+    cfg = small_image_co_byol_cfg(batch_size=16)
     model = CoBYOL(cfg)
 
     transform = FullTransformPipeline(

@@ -16,7 +16,14 @@ from solo_coplugin.methods import (
     co_method,
 )
 
-from .utils import SMALL_HEADS, augmentation_cfg, gen_base_cfg, gen_batch, gen_trainer
+from .utils import (
+    augmentation_cfg,
+    gen_base_cfg,
+    gen_batch,
+    gen_trainer,
+    SMALL_HEADS,
+    small_image_co_byol_cfg,
+)
 from .utils import prepare_dummy_dataloaders
 
 # name, CO class, base class, base name, has momentum, local head keys
@@ -180,16 +187,7 @@ def test_fit_with_lightning(name, cls, base_cls, base, momentum, keys, dataset, 
 
 
 def test_start_up_probe_uses_the_configured_crop_size():
-    cfg = gen_base_cfg(
-        "co_byol",
-        dataset="custom",
-        backbone="resnet18_cifar",
-        momentum=True,
-        **SMALL_HEADS["byol"],
-        local_grid=5,
-    )
-    cfg.augmentations = augmentation_cfg(32)
-    CoBYOL(cfg)  # 5x5 map at 32 px: fits
+    CoBYOL(small_image_co_byol_cfg(local_grid=5))  # 5x5 map at 32 px: fits
 
 
 @pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES[:1], ids=IDS[:1])

@@ -89,6 +89,25 @@ def gen_base_cfg(
     return cfg
 
 
+def small_image_co_byol_cfg(
+    backbone="resnet18_cifar", crop_size=32, batch_size=4, dataset="custom", **co_kwargs
+):
+    """A CO-BYOL cfg with small heads for 32 px images, with augmentations (so the start-up
+    feature-map check runs)."""
+
+    cfg = gen_base_cfg(
+        "co_byol",
+        batch_size=batch_size,
+        dataset=dataset,
+        backbone=backbone,
+        momentum=True,
+        **SMALL_HEADS["byol"],
+        **co_kwargs,
+    )
+    cfg.augmentations = augmentation_cfg(crop_size)
+    return cfg
+
+
 def gen_trainer(cfg, **overrides):
     valid = inspect.signature(Trainer.__init__).parameters
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg).items() if k in valid}

@@ -152,21 +152,25 @@ class CoMixin:
         self._step_outputs: List[Dict[str, Any]] = []
         self._small_crop_locals: List[torch.Tensor] = []
 
-        self.feature_map_tap = FeatureMapTap(self.backbone, cfg.backbone.name)
-        crop_size = _large_crop_size(cfg)
-        if crop_size is not None:  # check at start-up when the crop size is known
-            feature_map_hw = measure_feature_map_size(
-                self.backbone, self.feature_map_tap, crop_size
-            )
-            check_grid_fits(feature_map_hw, self.local_grid, cfg.backbone.name, crop_size)
+        # The CO parts draw their random numbers from a fork of the global RNG, so that X and
+        # CO-X built with the same seed leave the global RNG in the same state: same data order
+        # and same augmentations in a head-to-head comparison.
+        with torch.random.fork_rng(devices=[]):
+            self.feature_map_tap = FeatureMapTap(self.backbone, cfg.backbone.name)
+            crop_size = _large_crop_size(cfg)
+            if crop_size is not None:  # check at start-up when the crop size is known
+                feature_map_hw = measure_feature_map_size(
+                    self.backbone, self.feature_map_tap, crop_size
+                )
+                check_grid_fits(feature_map_hw, self.local_grid, cfg.backbone.name, crop_size)
 
-        if self.local_head == "separate":
-            self.local_heads = nn.ModuleDict(
-                {
-                    key: self.build_local_head(key, getattr(self, name))
-                    for key, name in self.local_head_names.items()
-                }
-            )
+            if self.local_head == "separate":
+                self.local_heads = nn.ModuleDict(
+                    {
+                        key: self.build_local_head(key, getattr(self, name))
+                        for key, name in self.local_head_names.items()
+                    }
+                )
 
     def build_local_head(self, key: str, global_head: nn.Module) -> nn.Module:
         """Builds the separate local head for ``global_head`` (same layers, new weights).

@@ -110,6 +110,23 @@ def test_local_weight_zero_reproduces_the_base_method_exactly(
 
 
 @pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_co_parts_leave_the_global_rng_as_the_base_method_does(
+    name, cls, base_cls, base, momentum, keys
+):
+    # same seed => same base weights and the same RNG state afterwards, i.e. the same data order
+    # and augmentations for X and CO-X in main_pretrain.py (which seeds before building)
+    torch.manual_seed(0)
+    base_model = base_cls(gen_base_cfg(base, momentum=momentum, **SMALL_HEADS[base]))
+    base_rng = torch.get_rng_state()
+    torch.manual_seed(0)
+    model, _ = build(name, cls, base, momentum)
+    assert torch.equal(torch.get_rng_state(), base_rng)
+    co_state = model.state_dict()
+    for key, value in base_model.state_dict().items():
+        assert torch.equal(co_state[key], value), key
+
+
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
 def test_gradients_reach_local_heads_and_backbone_never_momentum_or_targets(
     name, cls, base_cls, base, momentum, keys
 ):

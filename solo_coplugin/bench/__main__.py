@@ -1,0 +1,3 @@
+from solo_coplugin.bench.runner import main
+
+main()

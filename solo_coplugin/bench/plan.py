@@ -1,0 +1,216 @@
+"""What a head-to-head benchmark runs: one pretraining command per (method, setting, seed).
+
+X and CO-X are trained from the same config file (the CO config, which is X's solo-learn config
+plus the CO keys): the X run sets ``method=X``, the CO-X run ``method=co_X``, and every other
+argument is shared. X never reads the CO keys (``method_kwargs.local_*``), so the two runs differ
+only by the CO loss. (Hydra cannot delete the null-valued CO keys, so they stay in X's cfg.)
+With the same seed they also see the same data order and augmentations, because the CO parts of
+a model draw their random numbers from a fork of the global RNG.
+"""
+
+import dataclasses
+import importlib.util
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from omegaconf import OmegaConf
+
+CO_KEY_PREFIX = "local_"
+
+
+class BenchConfigError(ValueError):
+    """A benchmark setting that cannot work, with the option to fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One pretraining run of the benchmark.
+
+    Attributes:
+        name (str): unique name, also the run's folder.
+        method (str): the solo-learn method (``simclr``, ``co_simclr``, ...).
+        base (str): the base method of its pair (the same for X and CO-X).
+        seed (int): the seed.
+        crop_min_scale (Optional[float]): the large crops' minimum scale, None = the config's.
+        args (Tuple[str, ...]): ``main_pretrain.py`` arguments (config and overrides).
+    """
+
+    name: str
+    method: str
+    base: str
+    seed: int
+    crop_min_scale: Optional[float]
+    args: Tuple[str, ...]
+
+    @property
+    def setting(self) -> str:
+        """The non-method part of the run's identity, shared by X and CO-X."""
+
+        scale = "" if self.crop_min_scale is None else f"cms{self.crop_min_scale:g}-"
+        return f"{scale}s{self.seed}"
+
+
+def parse_pairs(pairs: Sequence[str]) -> List[Tuple[str, str]]:
+    """Parses ``["simclr,co_simclr", "byol,co_byol"]`` into (base, CO) pairs.
+
+    Args:
+        pairs (Sequence[str]): pairs as ``X,CO-X``.
+
+    Returns:
+        List[Tuple[str, str]]: the pairs.
+    """
+
+    parsed = []
+    for pair in pairs:
+        parts = [p.strip() for p in pair.split(",")]
+        if len(parts) != 2 or not all(parts) or parts[1] != f"co_{parts[0]}":
+            raise BenchConfigError(
+                f"--pairs: {pair!r} is not a pair 'X,co_X' (e.g. 'simclr,co_simclr')."
+            )
+        parsed.append((parts[0], parts[1]))
+    return parsed
+
+
+def resolve_config_dir(config_path: str) -> Path:
+    """Finds the folder behind a Hydra config path (a folder or ``pkg://package.module``)."""
+
+    if config_path.startswith("pkg://"):
+        module = config_path[len("pkg://") :].replace("/", ".")
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise BenchConfigError(f"--config-path: no package {module!r} is installed.")
+        return Path(list(spec.submodule_search_locations)[0])
+    path = Path(config_path)
+    if not path.is_dir():
+        raise BenchConfigError(f"--config-path: {config_path} is not a folder.")
+    return path.resolve()
+
+
+def co_keys_of(config_file: Path) -> List[str]:
+    """The CO keys (``method_kwargs.local_*``) that a config file sets."""
+
+    cfg = OmegaConf.load(config_file)
+    kwargs = cfg.get("method_kwargs") or {}
+    return [f"method_kwargs.{k}" for k in kwargs if str(k).startswith(CO_KEY_PREFIX)]
+
+
+def num_large_crop_pipelines(config_dir: Path, config_file: Path) -> int:
+    """How many augmentation pipelines the config's ``augmentations`` default has."""
+
+    defaults = OmegaConf.load(config_file).get("defaults") or []
+    for entry in defaults:
+        if isinstance(entry, dict) or OmegaConf.is_dict(entry):
+            entry = dict(entry)
+            if "augmentations" in entry:
+                aug = OmegaConf.load(config_dir / "augmentations" / entry["augmentations"])
+                return len(aug)
+    raise BenchConfigError(
+        f"{config_file} has no 'augmentations' default: the runner cannot set the crops."
+    )
+
+
+def build_plan(
+    pairs: Sequence[Tuple[str, str]],
+    seeds: Sequence[int],
+    config_path: str,
+    common_overrides: Sequence[str],
+    crop_min_scales: Sequence[Optional[float]] = (None,),
+    co_overrides: Sequence[str] = (),
+    config_name_template: str = "co_{base}.yaml",
+) -> List[Run]:
+    """All runs of a benchmark, X before CO-X for each setting.
+
+    Args:
+        pairs (Sequence[Tuple[str, str]]): (X, CO-X) method pairs.
+        seeds (Sequence[int]): seeds.
+        config_path (str): the config folder (a path or ``pkg://...``).
+        common_overrides (Sequence[str]): Hydra overrides shared by every run.
+        crop_min_scales (Sequence[Optional[float]]): the large crops' minimum scales to sweep
+            (None: the config's).
+        co_overrides (Sequence[str]): overrides for the CO runs only (e.g. a local weight).
+        config_name_template (str): the config of a pair, from its base method's name.
+
+    Returns:
+        List[Run]: the runs.
+    """
+
+    config_dir = resolve_config_dir(config_path)
+    runs = []
+    for base, co in pairs:
+        config_name = config_name_template.format(base=base)
+        config_file = config_dir / config_name
+        if not config_file.exists():
+            raise BenchConfigError(
+                f"No config {config_name} in {config_dir} for the pair {base},{co}. Fix: pass "
+                "--config-path with a folder that has it (the plugin ships CIFAR configs for all "
+                "CO methods: pkg://solo_coplugin.configs.cifar)."
+            )
+        if not co_keys_of(config_file):
+            raise BenchConfigError(
+                f"{config_file} sets no CO keys (method_kwargs.local_*): the runner trains X and "
+                "CO-X from the CO config. Fix: --config-name-template pointing at co_X configs."
+            )
+        pipelines = num_large_crop_pipelines(config_dir, config_file)
+        for scale in crop_min_scales:
+            for seed in seeds:
+                shared = [
+                    "--config-path",
+                    config_path,
+                    "--config-name",
+                    config_name,
+                    *common_overrides,
+                    f"++seed={seed}",
+                ]
+                if scale is not None:
+                    shared += [
+                        f"augmentations.{i}.rrc.crop_min_scale={scale}" for i in range(pipelines)
+                    ]
+                for method in (base, co):
+                    extra = [f"method={method}"]
+                    if method == co:
+                        extra += list(co_overrides)
+                    scale_tag = "" if scale is None else f"-cms{scale:g}"
+                    name = f"{method}{scale_tag}-s{seed}"
+                    runs.append(
+                        Run(
+                            name,
+                            method,
+                            base,
+                            seed,
+                            scale,
+                            tuple(shared + [f"name={name}"] + extra),
+                        )
+                    )
+    return runs
+
+
+def cpu_or_gpu_overrides(accelerator: str, devices: str, precision: str) -> List[str]:
+    """The Lightning settings of every run (solo-learn's defaults are multi-GPU DDP)."""
+
+    overrides = [f"accelerator={accelerator}", f'devices="{devices}"', f"precision={precision}"]
+    if accelerator == "cpu" or devices in ("1", "[0]"):
+        overrides += ["strategy=auto", "sync_batchnorm=False"]
+    return overrides
+
+
+def run_dir(out_dir: Path, run: Run) -> Path:
+    """The folder of one run inside a benchmark's output folder."""
+
+    return out_dir / "runs" / run.name
+
+
+def latest_checkpoint(directory: Path) -> Optional[Path]:
+    """The newest ``.ckpt`` under ``directory`` (solo-learn's Checkpointer layout), or None."""
+
+    checkpoints = sorted(directory.rglob("*.ckpt"), key=os.path.getmtime)
+    return checkpoints[-1] if checkpoints else None
+
+
+def differing_args(a: Run, b: Run) -> Dict[str, List[str]]:
+    """The arguments of ``a`` not in ``b`` and of ``b`` not in ``a`` (for tests and reports)."""
+
+    return {
+        a.name: [x for x in a.args if x not in b.args],
+        b.name: [x for x in b.args if x not in a.args],
+    }

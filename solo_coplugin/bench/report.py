@@ -1,0 +1,241 @@
+"""The runner's results: one table (markdown, CSV, JSON, with the exact commands) and plots."""
+
+import csv
+import json
+import statistics
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from solo_coplugin.bench.plan import Run, run_dir
+
+METRICS = (("knn_top1", "k-NN top-1"), ("linear_top1", "linear top-1"))
+
+
+def mean_spread(values: Sequence[float]) -> Dict:
+    """Mean, sample standard deviation (None for one value) and count."""
+
+    values = list(values)
+    return {
+        "mean": statistics.fmean(values) if values else None,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+    }
+
+
+def format_mean_spread(stats: Dict) -> str:
+    if stats["mean"] is None:
+        return "-"
+    if stats["std"] is None:
+        return f"{stats['mean']:.1f} (n=1)"
+    return f"{stats['mean']:.1f} ± {stats['std']:.1f} (n={stats['n']})"
+
+
+def read_steps(path: Path) -> List[Dict[str, float]]:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [
+            {k: float(v) for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(f)
+        ]
+
+
+def collect(runs: Sequence[Run], out_dir: Path) -> List[Dict]:
+    """The finished runs' records (training and evaluation merged)."""
+
+    records = []
+    for run in runs:
+        directory = run_dir(out_dir, run)
+        train_file, eval_file = directory / "train.json", directory / "eval.json"
+        if not (train_file.exists() and eval_file.exists()):
+            continue
+        record = {**json.loads(train_file.read_text()), **json.loads(eval_file.read_text())}
+        record["setting"] = run.setting
+        records.append(record)
+    return records
+
+
+def summarize(records: List[Dict]) -> List[Dict]:
+    """Mean and spread per (pair, crop scale, method), and the paired CO-X minus X difference."""
+
+    groups: Dict = {}
+    for record in records:
+        key = (record["base"], record.get("crop_min_scale"))
+        groups.setdefault(key, []).append(record)
+    summary = []
+    for (base, scale), group in groups.items():
+        by_method: Dict[str, Dict[int, Dict]] = {}
+        for record in group:
+            by_method.setdefault(record["method"], {})[record["seed"]] = record
+        co = f"co_{base}"
+        row = {"base": base, "crop_min_scale": scale}
+        for method in (base, co):
+            for metric, _ in METRICS:
+                values = [r[metric] for r in by_method.get(method, {}).values()]
+                row[f"{method}:{metric}"] = mean_spread(values)
+        paired_seeds = sorted(set(by_method.get(base, {})) & set(by_method.get(co, {})))
+        for metric, _ in METRICS:
+            deltas = [by_method[co][s][metric] - by_method[base][s][metric] for s in paired_seeds]
+            row[f"delta:{metric}"] = mean_spread(deltas)
+        row["seeds"] = paired_seeds
+        summary.append(row)
+    return summary
+
+
+def write_tables(records: List[Dict], summary: List[Dict], out_dir: Path, title: str) -> None:
+    fields = [
+        "run",
+        "method",
+        "base",
+        "seed",
+        "crop_min_scale",
+        "knn_top1",
+        "linear_top1",
+        "linear_weight_decay",
+        "wall_seconds",
+        "train_images",
+        "val_images",
+        "crop_size",
+        "transform",
+        "command",
+    ]
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    (out_dir / "results.json").write_text(
+        json.dumps({"summary": summary, "runs": records}, indent=2, default=str)
+    )
+
+    lines = [f"# {title}", ""]
+    if records:
+        first = records[0]
+        lines += [
+            f"Evaluation: {first['train_images']} training images (k-NN bank and probe), "
+            f"{first['val_images']} test images, at the training resolution: "
+            f"{first['transform']}. k-NN: k={first['knn']['k']}, T={first['knn']['temperature']}, "
+            "cosine (solo-learn's). Linear probe: L-BFGS logistic regression on standardized "
+            "frozen features, weight decay chosen on a 20% hold-out.",
+            "",
+            "Mean ± standard deviation over seeds; Δ = CO-X minus X on the same seed (paired).",
+            "",
+            "| pair | crop_min_scale | X k-NN | CO-X k-NN | Δ k-NN | X linear | CO-X linear | Δ linear |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for row in summary:
+        base, co = row["base"], f"co_{row['base']}"
+        scale = "config" if row["crop_min_scale"] is None else f"{row['crop_min_scale']:g}"
+        cells = [
+            format_mean_spread(row[f"{base}:knn_top1"]),
+            format_mean_spread(row[f"{co}:knn_top1"]),
+            format_mean_spread(row["delta:knn_top1"]),
+            format_mean_spread(row[f"{base}:linear_top1"]),
+            format_mean_spread(row[f"{co}:linear_top1"]),
+            format_mean_spread(row["delta:linear_top1"]),
+        ]
+        lines.append(f"| {base} vs {co} | {scale} | " + " | ".join(cells) + " |")
+    if any(row["delta:linear_top1"]["n"] < 2 for row in summary):
+        lines += ["", "Rows with n=1 are single runs: not a result, only a progress report."]
+    lines += ["", "## Runs", "", "| run | k-NN top-1 | linear top-1 | probe wd | train min |"]
+    lines += ["|---|---|---|---|---|"]
+    for r in records:
+        lines.append(
+            f"| {r['run']} | {r['knn_top1']:.1f} | {r['linear_top1']:.1f} | "
+            f"{r['linear_weight_decay']:g} | {r['wall_seconds'] / 60:.1f} |"
+        )
+    lines += ["", "## Commands", "", "Each run, from its own folder (`cwd`):", ""]
+    for r in records:
+        lines += [f"- `{r['run']}`:", "", f"  ```", f"  {r['command']}", "  ```", ""]
+    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def plot(records: List[Dict], out_dir: Path, runs: Sequence[Run], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = sorted({(r["base"], r.get("crop_min_scale") or 0.0) for r in records})
+    methods = [m for base, _ in settings for m in (base, f"co_{base}")]
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], METRICS):
+        ticks = []
+        for i, (base, scale) in enumerate(settings):
+            for j, method in enumerate((base, f"co_{base}")):
+                x = 3 * i + j
+                values = [
+                    r[metric]
+                    for r in records
+                    if r["method"] == method and (r.get("crop_min_scale") or 0.0) == scale
+                ]
+                color = "tab:blue" if j == 0 else "tab:orange"
+                if values:
+                    ax.bar(x, statistics.fmean(values), color=color, alpha=0.35, width=0.8)
+                    ax.scatter([x] * len(values), values, color=color, zorder=3, s=18)
+                name = method + (f"\ncms {scale:g}" if scale else "")
+                ticks.append((x, name))
+        ax.set_xticks([t for t, _ in ticks], [n for _, n in ticks], fontsize=8)
+        ax.set_ylabel(f"{label} (%)")
+        ax.set_title(f"{label}: mean (bar) and seeds (dots)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_dir / "accuracy.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        rows = read_steps(run_dir(out_dir, run) / "steps.csv")
+        co = run.method.startswith("co_")
+        style = "-" if co else "--"
+        for ax, loss in zip(axes, (global_loss, local_loss)):
+            points = [(r["step"], loss(r, co)) for r in rows if "step" in r]
+            xs, ys = smooth([(x, y) for x, y in points if y is not None])
+            if xs:
+                ax.plot(xs, ys, style, label=run.name, linewidth=1)
+    axes[0].set_title("the base method's loss (global)", fontsize=10)
+    axes[1].set_title("CO runs: local loss", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title}: training curves (moving average)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_dir / "curves.png", dpi=120)
+    plt.close(fig)
+
+
+def global_loss(row: Dict[str, float], co: bool) -> Optional[float]:
+    """The base method's own loss at a step: a CO run logs it, for X it is the step's loss
+    minus the online classifier's."""
+
+    if co:
+        return row.get("train_global_loss")
+    if "loss" in row:
+        return row["loss"] - row.get("train_class_loss", 0.0)
+    return None
+
+
+def local_loss(row: Dict[str, float], co: bool) -> Optional[float]:
+    return row.get("train_local_loss") if co else None
+
+
+def smooth(points, num_windows: int = 40):
+    if not points:
+        return [], []
+    window = max(1, len(points) // num_windows)
+    xs = [x for x, _ in points][window - 1 :]
+    ys = [
+        sum(y for _, y in points[i - window + 1 : i + 1]) / window
+        for i in range(window - 1, len(points))
+    ]
+    return xs, ys
+
+
+def write_report(runs: Sequence[Run], out_dir: Path, title: Optional[str] = None) -> List[Dict]:
+    """Writes results.{md,csv,json}, accuracy.png and curves.png into ``out_dir``."""
+
+    title = title or f"Head-to-head: {out_dir.name}"
+    records = collect(runs, out_dir)
+    summary = summarize(records)
+    write_tables(records, summary, out_dir, title)
+    plot(records, out_dir, runs, title)
+    return summary

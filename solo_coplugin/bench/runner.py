@@ -1,0 +1,313 @@
+"""``solo-co-bench``: X vs CO-X, trained by solo-learn's own ``main_pretrain.py`` with identical
+settings, evaluated the same way at the training resolution, reported over seeds.
+
+Example (the CPU benchmark of ``benchmarks/results/h2h-simclr-cifar10-5k``)::
+
+    solo-co-bench --data /tmp/c10/cifar10 --train-per-class 500 --val-per-class 100 \\
+        --pairs simclr,co_simclr --epochs 10 --batch-size 64 --seeds 0 1 \\
+        --out benchmarks/results/h2h-simclr-cifar10-5k
+
+A second call with the same arguments resumes: finished runs and evaluations are kept, a run
+that stopped half-way restarts from its last checkpoint.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from solo_coplugin.bench.plan import (
+    BenchConfigError,
+    Run,
+    build_plan,
+    cpu_or_gpu_overrides,
+    latest_checkpoint,
+    num_large_crop_pipelines,
+    parse_pairs,
+    resolve_config_dir,
+    run_dir,
+)
+from solo_coplugin.bench.step_log import STEP_LOG_ENV
+
+TRAIN_RECORD = "train.json"
+EVAL_RECORD = "eval.json"
+STEP_LOG = "steps.csv"
+PLAN_RECORD = "plan.json"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="solo-co-bench",
+        description="Head-to-head X vs CO-X through solo-learn's main_pretrain.py.",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        required=True,
+        help="an ImageFolder root with train/ and val/ (or test/) class folders",
+    )
+    data.add_argument("--train-per-class", type=int, help="use the first N images of each class")
+    data.add_argument("--val-per-class", type=int, help="evaluate on the first N of each class")
+    runs = parser.add_argument_group("runs")
+    runs.add_argument("--pairs", nargs="+", default=["simclr,co_simclr"], help="X,co_X pairs")
+    runs.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    runs.add_argument("--epochs", type=int, default=10)
+    runs.add_argument(
+        "--warmup-epochs",
+        type=int,
+        help="linear warm-up of warmup_cosine (default: a tenth of --epochs, at least 1; "
+        "solo-learn's 10 would span a whole short budget)",
+    )
+    runs.add_argument("--backbone", default="resnet18_cifar")
+    runs.add_argument("--batch-size", type=int, default=64)
+    runs.add_argument("--crop-size", type=int, default=32, help="large crop size (train and eval)")
+    runs.add_argument(
+        "--crop-min-scales",
+        nargs="+",
+        type=float,
+        help="sweep the large crops' minimum scale (the paper's large-crop robustness)",
+    )
+    runs.add_argument("--config-path", default="pkg://solo_coplugin.configs.cifar")
+    runs.add_argument("--config-name-template", default="co_{base}.yaml")
+    runs.add_argument("--override", nargs="*", default=[], help="Hydra overrides for all runs")
+    runs.add_argument("--co-override", nargs="*", default=[], help="overrides for CO runs only")
+    runs.add_argument("--num-workers", type=int, default=2)
+    device = parser.add_argument_group("device")
+    device.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    device.add_argument("--devices", default="1")
+    device.add_argument("--precision", default="32")
+    parser.add_argument("--out", required=True, help="the benchmark's folder (resumable)")
+    parser.add_argument(
+        "--solo-learn", help="solo-learn's checkout (default: the one `import solo` finds)"
+    )
+    parser.add_argument("--eval-batch-size", type=int, default=256)
+    parser.add_argument("--dry-run", action="store_true", help="print the commands and stop")
+    return parser.parse_args(argv)
+
+
+def find_solo_root(explicit: Optional[str]) -> Path:
+    """solo-learn's checkout, where ``main_pretrain.py`` is."""
+
+    if explicit:
+        root = Path(explicit)
+    else:
+        try:
+            import solo
+        except ImportError as error:
+            raise BenchConfigError(
+                "solo-learn is not importable. Fix: install its checkout (pip install -e "
+                "<solo-learn>) or pass --solo-learn <checkout>."
+            ) from error
+        root = Path(solo.__file__).resolve().parents[1]
+    if not (root / "main_pretrain.py").exists():
+        raise BenchConfigError(
+            f"No main_pretrain.py in {root}. Fix: --solo-learn <solo-learn checkout> (a pip "
+            "install of solo-learn without its scripts cannot train)."
+        )
+    return root.resolve()
+
+
+def split_folder(root: Path, names: Sequence[str]) -> Path:
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    raise BenchConfigError(f"--data: {root} has none of the folders {', '.join(names)}.")
+
+
+def class_subset(source: Path, target: Path, per_class: Optional[int]) -> Path:
+    """An ImageFolder of the first ``per_class`` images (sorted names) of each class, as links."""
+
+    if per_class is None:
+        return source
+    for class_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+        images = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if len(images) < per_class:
+            raise BenchConfigError(
+                f"--train-per-class/--val-per-class {per_class}: {class_dir} has only "
+                f"{len(images)} images."
+            )
+        (target / class_dir.name).mkdir(parents=True, exist_ok=True)
+        for image in images[:per_class]:
+            link = target / class_dir.name / image.name
+            if not link.exists():
+                link.symlink_to(image.resolve())
+    return target
+
+
+def prepare_data(args: argparse.Namespace, out_dir: Path) -> Dict[str, Path]:
+    root = Path(args.data).resolve()
+    train = split_folder(root, ["train"])
+    val = split_folder(root, ["val", "test"])
+    return {
+        "train": class_subset(train, out_dir / "data" / "train", args.train_per_class),
+        "val": class_subset(val, out_dir / "data" / "val", args.val_per_class),
+    }
+
+
+def count_images(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def common_overrides(args: argparse.Namespace, train_path: Path) -> List[str]:
+    warmup = args.warmup_epochs if args.warmup_epochs is not None else max(1, args.epochs // 10)
+    return [
+        "data.dataset=custom",
+        f"data.train_path={train_path}",
+        # no online validation: solo-learn's custom-dataset validation resizes to 224 px;
+        # the runner evaluates afterwards at the training resolution
+        "++data.val_path=null",
+        f"data.num_workers={args.num_workers}",
+        f"backbone.name={args.backbone}",
+        f"optimizer.batch_size={args.batch_size}",
+        f"max_epochs={args.epochs}",
+        f"++scheduler.warmup_epochs={warmup}",
+        *cpu_or_gpu_overrides(args.accelerator, args.devices, args.precision),
+        "wandb.enabled=False",
+        "checkpoint.enabled=True",
+        "checkpoint.frequency=1",
+        "auto_resume.enabled=False",
+        "++knn_eval.enabled=False",
+        "++auto_umap.enabled=False",
+        *args.override,
+    ]
+
+
+def make_plan(args: argparse.Namespace, train_path: Path) -> List[Run]:
+    scales = args.crop_min_scales or [None]
+    plan_kwargs = dict(
+        pairs=parse_pairs(args.pairs),
+        seeds=args.seeds,
+        config_path=args.config_path,
+        crop_min_scales=scales,
+        co_overrides=args.co_override,
+        config_name_template=args.config_name_template,
+    )
+    overrides = common_overrides(args, train_path)
+    config_dir = resolve_config_dir(args.config_path)
+    pipelines = max(
+        num_large_crop_pipelines(config_dir, config_dir / args.config_name_template.format(base=b))
+        for b, _ in plan_kwargs["pairs"]
+    )
+    overrides += [f"augmentations.{i}.crop_size={args.crop_size}" for i in range(pipelines)]
+    return build_plan(common_overrides=overrides, **plan_kwargs)
+
+
+def total_steps(args: argparse.Namespace, num_train_images: int) -> int:
+    return (num_train_images // args.batch_size) * args.epochs  # solo-learn drops the last batch
+
+
+def logged_steps(step_log: Path) -> int:
+    if not step_log.exists():
+        return 0
+    with open(step_log) as f:
+        lines = f.read().splitlines()
+    if len(lines) < 2:
+        return 0
+    try:
+        return int(lines[-1].split(",")[0])
+    except ValueError:
+        return 0
+
+
+def train(run: Run, solo_root: Path, out_dir: Path, bar, steps_per_run: int) -> Dict:
+    """Trains one run (or resumes it from its last checkpoint) and records how."""
+
+    directory = run_dir(out_dir, run)
+    directory.mkdir(parents=True, exist_ok=True)
+    args = list(run.args) + [
+        f"checkpoint.dir={directory / 'checkpoints'}",
+        f"++default_root_dir={directory}",
+    ]
+    resumed_from = latest_checkpoint(directory / "checkpoints")
+    if resumed_from is not None:
+        args.append(f"++resume_from_checkpoint={resumed_from}")
+    command = [sys.executable, str(solo_root / "main_pretrain.py"), *args]
+    env = {**os.environ, STEP_LOG_ENV: str(directory / STEP_LOG), "HYDRA_FULL_ERROR": "1"}
+    start = time.time()
+    done_before = bar.n
+    with open(directory / "train.log", "a") as log:
+        log.write(f"$ {shlex.join(command)}\n")
+        log.flush()
+        process = subprocess.Popen(
+            command, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        while process.poll() is None:
+            time.sleep(5)
+            bar.n = done_before + min(logged_steps(directory / STEP_LOG), steps_per_run)
+            bar.refresh()
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"{run.name} failed (exit {process.returncode}); see {directory / 'train.log'}"
+        )
+    bar.n = done_before + steps_per_run
+    bar.refresh()
+    record = {
+        "run": run.name,
+        "method": run.method,
+        "base": run.base,
+        "seed": run.seed,
+        "crop_min_scale": run.crop_min_scale,
+        "command": shlex.join(command),
+        "cwd": str(directory),
+        "resumed_from": str(resumed_from) if resumed_from else None,
+        "wall_seconds": round(time.time() - start, 1),
+        "checkpoint": str(latest_checkpoint(directory / "checkpoints")),
+    }
+    (directory / TRAIN_RECORD).write_text(json.dumps(record, indent=2))
+    return record
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    try:
+        out_dir = Path(args.out).resolve()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        data = prepare_data(args, out_dir)
+        runs = make_plan(args, data["train"])
+        solo_root = find_solo_root(args.solo_learn)
+    except BenchConfigError as error:
+        sys.exit(f"solo-co-bench: {error}")
+
+    num_train = count_images(data["train"])
+    steps_per_run = total_steps(args, num_train)
+    (out_dir / PLAN_RECORD).write_text(
+        json.dumps(
+            {
+                "argv": sys.argv if argv is None else ["solo-co-bench", *argv],
+                "train_images": num_train,
+                "val_images": count_images(data["val"]),
+                "steps_per_run": steps_per_run,
+                "runs": [{"name": r.name, "args": list(r.args)} for r in runs],
+            },
+            indent=2,
+        )
+    )
+    if args.dry_run:
+        for run in runs:
+            print(shlex.join(["python", str(solo_root / "main_pretrain.py"), *run.args]))
+        return
+
+    todo = [r for r in runs if not (run_dir(out_dir, r) / TRAIN_RECORD).exists()]
+    print(f"{len(runs)} runs, {len(runs) - len(todo)} already trained; {steps_per_run} steps each")
+    with tqdm(total=steps_per_run * len(todo), unit="step", desc="pretraining") as bar:
+        for run in todo:
+            bar.set_postfix_str(run.name)
+            train(run, solo_root, out_dir, bar, steps_per_run)
+
+    from solo_coplugin.bench.evaluate import evaluate_runs
+    from solo_coplugin.bench.report import write_report
+
+    evaluate_runs(runs, out_dir, data, args)
+    write_report(runs, out_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""A per-step training log for the head-to-head runner, attached to solo-learn's own Trainer.
+
+``main_pretrain.py`` builds its Trainer without a logger when wandb is off, so the runner could
+neither draw training curves nor show progress. Lightning loads callbacks from the
+``lightning.pytorch.callbacks_factory`` entry point of installed packages; this package's factory
+returns :class:`StepLog` only when ``SOLO_CO_STEP_LOG`` names a file (the runner sets it), and
+nothing otherwise, so other Lightning programs are unaffected.
+"""
+
+import csv
+import math
+import os
+import time
+from typing import Any, Dict, List
+
+from lightning.pytorch.callbacks import Callback
+
+STEP_LOG_ENV = "SOLO_CO_STEP_LOG"
+
+
+class StepLog(Callback):
+    """Appends one CSV row per optimizer step: step, epoch, seconds, loss and the train_* scalars.
+
+    Args:
+        path (str): the CSV file (appended to, so a resumed run continues its curve).
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.fields: List[str] = []
+        self.start = time.time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_rank != 0:
+            return
+        row: Dict[str, Any] = {
+            "step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "seconds": round(time.time() - self.start, 3),
+        }
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            row["loss"] = float(loss)
+        for name, value in trainer.callback_metrics.items():
+            # Lightning also lists on_step/on_epoch values as name_step/name_epoch: skip copies
+            if name.endswith(("_step", "_epoch")) or not name.startswith("train_"):
+                continue
+            if getattr(value, "numel", lambda: 1)() == 1:
+                row[name] = float(value)
+        row = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
+        if not self.fields:
+            # a resumed run appends with the header it started with
+            if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+                with open(self.path) as f:
+                    self.fields = next(csv.reader(f))
+            else:
+                self.fields = list(row)
+                with open(self.path, "w", newline="") as f:
+                    csv.writer(f).writerow(self.fields)
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
+
+
+def callbacks() -> List[Callback]:
+    """Lightning's callbacks factory: a StepLog when ``SOLO_CO_STEP_LOG`` is set, else nothing."""
+
+    path = os.environ.get(STEP_LOG_ENV)
+    return [StepLog(path)] if path else []

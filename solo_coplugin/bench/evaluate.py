@@ -4,7 +4,9 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
+
+import torch
 
 from solo_coplugin.bench.plan import Run, run_dir
 from solo_coplugin.eval.checkpoint import (
@@ -18,6 +20,7 @@ from solo_coplugin.eval.knn import SOLO_KNN_K, SOLO_KNN_T, knn_top1
 from solo_coplugin.eval.linear import fit_linear_probe, top1
 
 EVAL_RECORD = "eval.json"
+FEATURES_FILE = "features.pt"
 
 
 def evaluate_checkpoint(
@@ -39,6 +42,8 @@ def evaluate_checkpoint(
     start = time.time()
     train_f, _ = extract(model, train_x, batch_size)
     val_f, _ = extract(model, val_x, batch_size)
+    if features_file is not None:
+        torch.save({"train": (train_f, train_y), "val": (val_f, val_y)}, features_file)
     probe = fit_linear_probe(train_f, train_y)
     return {
         "knn_top1": knn_top1(train_f, train_y, val_f, val_y),
@@ -68,7 +73,11 @@ def evaluate_runs(
     for run in tqdm(todo, desc="evaluating", unit="run"):
         directory = run_dir(out_dir, run)
         record = evaluate_checkpoint(
-            find_checkpoint(directory / "checkpoints"), data, args.eval_batch_size, cache
+            find_checkpoint(directory / "checkpoints"),
+            data,
+            args.eval_batch_size,
+            cache,
+            directory / FEATURES_FILE,
         )
         record.update({"run": run.name, "method": run.method, "base": run.base, "seed": run.seed})
         record["crop_min_scale"] = run.crop_min_scale

@@ -185,6 +185,19 @@ def build_plan(
     return runs
 
 
+def load_plan(out_dir: Path) -> Tuple[List[Run], Dict[str, Path]]:
+    """The runs and data splits of an existing benchmark folder (its ``plan.json``)."""
+
+    import json
+
+    plan_file = Path(out_dir) / "plan.json"
+    if not plan_file.exists():
+        raise BenchConfigError(f"{out_dir} is not a solo-co-bench folder (no plan.json).")
+    plan = json.loads(plan_file.read_text())
+    runs = [Run(**{**r, "args": tuple(r["args"])}) for r in plan["runs"]]
+    return runs, {split: Path(path) for split, path in plan["data"].items()}
+
+
 def cpu_or_gpu_overrides(accelerator: str, devices: str, precision: str) -> List[str]:
     """The Lightning settings of every run (solo-learn's defaults are multi-GPU DDP)."""
 

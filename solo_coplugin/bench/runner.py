@@ -12,6 +12,7 @@ that stopped half-way restarts from its last checkpoint.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -285,7 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 "train_images": num_train,
                 "val_images": count_images(data["val"]),
                 "steps_per_run": steps_per_run,
-                "runs": [{"name": r.name, "args": list(r.args)} for r in runs],
+                "data": {split: str(path) for split, path in data.items()},
+                "runs": [dataclasses.asdict(r) for r in runs],
             },
             indent=2,
         )

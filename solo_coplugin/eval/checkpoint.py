@@ -26,7 +26,7 @@ def find_checkpoint(path: Union[str, Path]) -> Path:
     return checkpoints[-1]
 
 
-def load_pretrained(path: Union[str, Path]) -> Tuple[nn.Module, DictConfig]:
+def load_method(path: Union[str, Path]) -> Tuple[nn.Module, DictConfig]:
     """Builds the method from the ``args.json`` saved next to the checkpoint and loads it.
 
     Args:
@@ -34,7 +34,8 @@ def load_pretrained(path: Union[str, Path]) -> Tuple[nn.Module, DictConfig]:
             ``trained_models/<method>/<id>/``).
 
     Returns:
-        Tuple[nn.Module, DictConfig]: the pretrained backbone (on the CPU) and the run's cfg.
+        Tuple[nn.Module, DictConfig]: the pretrained method (on the CPU, in eval mode) and the
+        run's cfg.
     """
 
     import solo_coplugin  # noqa: F401  (registers the CO methods and backbones)
@@ -51,6 +52,13 @@ def load_pretrained(path: Union[str, Path]) -> Tuple[nn.Module, DictConfig]:
         model = METHODS[cfg.method](cfg)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     model.load_state_dict(state)
+    return model.eval(), cfg
+
+
+def load_pretrained(path: Union[str, Path]) -> Tuple[nn.Module, DictConfig]:
+    """The pretrained backbone of a checkpoint (on the CPU) and the run's cfg."""
+
+    model, cfg = load_method(path)
     return model.backbone, cfg
 
 

@@ -1,0 +1,89 @@
+import pytest
+
+from solo_coplugin.bench.plan import (
+    BenchConfigError,
+    build_plan,
+    differing_args,
+    latest_checkpoint,
+    parse_pairs,
+)
+
+CIFAR = "pkg://solo_coplugin.configs.cifar"
+COMMON = ["data.dataset=custom", "optimizer.batch_size=64", "max_epochs=4"]
+
+
+def test_x_and_co_x_differ_only_in_the_method():
+    runs = build_plan(parse_pairs(["simclr,co_simclr", "byol,co_byol"]), [0, 1], CIFAR, COMMON)
+    assert [r.name for r in runs] == [
+        "simclr-s0",
+        "co_simclr-s0",
+        "simclr-s1",
+        "co_simclr-s1",
+        "byol-s0",
+        "co_byol-s0",
+        "byol-s1",
+        "co_byol-s1",
+    ]
+    for x, co in zip(runs[::2], runs[1::2]):
+        assert (x.base, x.seed) == (co.base, co.seed) and co.method == f"co_{x.method}"
+        assert differing_args(x, co) == {
+            x.name: [f"name={x.name}", f"method={x.method}"],
+            co.name: [f"name={co.name}", f"method={co.method}"],
+        }
+        assert f"++seed={x.seed}" in x.args and "--config-name" in x.args
+        assert x.args[x.args.index("--config-name") + 1] == f"co_{x.base}.yaml"
+
+
+def test_co_overrides_and_crop_scale_sweep():
+    runs = build_plan(
+        [("byol", "co_byol")],
+        [0],
+        CIFAR,
+        COMMON,
+        crop_min_scales=[0.08, 0.5],
+        co_overrides=["method_kwargs.local_weight=0.5"],
+    )
+    assert [r.name for r in runs] == [
+        "byol-cms0.08-s0",
+        "co_byol-cms0.08-s0",
+        "byol-cms0.5-s0",
+        "co_byol-cms0.5-s0",
+    ]
+    x, co = runs[2], runs[3]
+    # BYOL's asymmetric augmentations have two pipelines: both get the scale
+    for run in (x, co):
+        assert "augmentations.0.rrc.crop_min_scale=0.5" in run.args
+        assert "augmentations.1.rrc.crop_min_scale=0.5" in run.args
+    assert differing_args(x, co)[co.name] == [
+        f"name={co.name}",
+        "method=co_byol",
+        "method_kwargs.local_weight=0.5",
+    ]
+    assert x.setting == co.setting == "cms0.5-s0"
+
+
+@pytest.mark.parametrize(
+    "pair", ["simclr", "simclr,byol", "co_simclr,simclr", "simclr,co_simclr,x"]
+)
+def test_bad_pairs_name_the_option(pair):
+    with pytest.raises(BenchConfigError, match="--pairs"):
+        parse_pairs([pair])
+
+
+def test_a_pair_without_a_config_says_where_configs_are(tmp_path):
+    with pytest.raises(BenchConfigError, match="No config co_swav.yaml"):
+        build_plan([("swav", "co_swav")], [0], CIFAR, COMMON)
+    with pytest.raises(BenchConfigError, match="--config-path"):
+        build_plan([("simclr", "co_simclr")], [0], str(tmp_path / "missing"), COMMON)
+
+
+def test_latest_checkpoint_is_the_newest(tmp_path):
+    import os
+
+    assert latest_checkpoint(tmp_path) is None
+    old, new = tmp_path / "a" / "ep=0.ckpt", tmp_path / "a" / "ep=1.ckpt"
+    old.parent.mkdir()
+    old.write_text("0")
+    new.write_text("1")
+    os.utime(old, (1, 1))
+    assert latest_checkpoint(tmp_path) == new

@@ -1,0 +1,101 @@
+import csv
+import json
+
+import pytest
+
+from solo_coplugin.bench.plan import Run, run_dir
+from solo_coplugin.bench.report import mean_spread, summarize, write_report
+
+ACCURACY = {  # (method, seed) -> (knn, linear)
+    ("simclr", 0): (30.0, 40.0),
+    ("co_simclr", 0): (31.0, 43.0),
+    ("simclr", 1): (32.0, 42.0),
+    ("co_simclr", 1): (32.0, 44.0),
+}
+
+
+def fake_benchmark(out_dir, accuracy=ACCURACY):
+    runs = []
+    for (method, seed), (knn, linear) in accuracy.items():
+        run = Run(f"{method}-s{seed}", method, "simclr", seed, None, ("--config-name", "x.yaml"))
+        runs.append(run)
+        directory = run_dir(out_dir, run)
+        directory.mkdir(parents=True)
+        (directory / "train.json").write_text(
+            json.dumps(
+                {
+                    "run": run.name,
+                    "method": method,
+                    "base": "simclr",
+                    "seed": seed,
+                    "crop_min_scale": None,
+                    "command": f"python main_pretrain.py method={method}",
+                    "wall_seconds": 120.0,
+                }
+            )
+        )
+        (directory / "eval.json").write_text(
+            json.dumps(
+                {
+                    "knn_top1": knn,
+                    "linear_top1": linear,
+                    "linear_weight_decay": 0.01,
+                    "knn": {"k": 20, "temperature": 0.07},
+                    "transform": "Resize(32)",
+                    "train_images": 100,
+                    "val_images": 50,
+                    "crop_size": 32,
+                }
+            )
+        )
+        with open(directory / "steps.csv", "w") as f:
+            f.write("step,epoch,loss,train_class_loss,train_global_loss,train_local_loss\n")
+            for step in range(1, 6):
+                f.write(f"{step},0,{6 - step / 2},{1.0},{5 - step / 2},{4 - step / 3}\n")
+    return runs
+
+
+def test_tables_give_mean_spread_and_paired_differences(tmp_path):
+    runs = fake_benchmark(tmp_path)
+    summary = write_report(runs, tmp_path, title="t")
+    (row,) = summary
+    assert row["simclr:linear_top1"]["mean"] == 41.0
+    assert row["simclr:linear_top1"]["std"] == pytest.approx(2**0.5)
+    assert row["delta:linear_top1"]["mean"] == 2.5  # (3 + 2) / 2, seed by seed
+    assert row["delta:knn_top1"]["mean"] == 0.5 and row["seeds"] == [0, 1]
+
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| simclr vs co_simclr | config | 31.0 ± 1.4 (n=2) | 31.5 ± 0.7 (n=2)" in markdown
+    assert "python main_pretrain.py method=co_simclr" in markdown
+    assert "Resize(32)" in markdown and "n=1" not in markdown
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == [r.name for r in runs]
+    assert json.loads((tmp_path / "results.json").read_text())["summary"][0]["seeds"] == [0, 1]
+    for png in ("accuracy.png", "curves.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_single_seed_is_flagged_not_presented_as_a_result(tmp_path):
+    accuracy = {k: v for k, v in ACCURACY.items() if k[1] == 0}
+    runs = fake_benchmark(tmp_path, accuracy)
+    write_report(runs, tmp_path)
+    assert "not a result" in (tmp_path / "results.md").read_text()
+
+
+def test_unfinished_runs_are_left_out(tmp_path):
+    runs = fake_benchmark(tmp_path)
+    (run_dir(tmp_path, runs[0]) / "eval.json").unlink()
+    (row,) = summarize_records(runs, tmp_path)
+    assert row["simclr:knn_top1"]["n"] == 1 and row["delta:knn_top1"]["n"] == 1
+
+
+def summarize_records(runs, out_dir):
+    from solo_coplugin.bench.report import collect
+
+    return summarize(collect(runs, out_dir))
+
+
+def test_mean_spread():
+    assert mean_spread([1.0]) == {"mean": 1.0, "std": None, "n": 1}
+    assert mean_spread([]) == {"mean": None, "std": None, "n": 0}

@@ -24,9 +24,16 @@ FEATURES_FILE = "features.pt"
 
 
 def evaluate_checkpoint(
-    checkpoint: Path, data: Dict[str, Path], batch_size: int, cache: Dict
+    checkpoint: Path,
+    data: Dict[str, Path],
+    batch_size: int,
+    cache: Dict,
+    features_file: Optional[Path] = None,
 ) -> Dict:
-    """k-NN top-1 and linear-probe top-1 of one checkpoint, with how they were measured."""
+    """k-NN top-1 and linear-probe top-1 of one checkpoint, with how they were measured.
+
+    ``features_file`` (optional) keeps the extracted features for later analyses.
+    """
 
     model, cfg = frozen_from_checkpoint(checkpoint)
     crop_size = training_crop_size(cfg)
@@ -35,7 +42,7 @@ def evaluate_checkpoint(
             split: load_image_folder(data[split], crop_size, batch_size)
             for split in ("train", "val")
         }
-    (train_x, train_y, classes), (val_x, val_y, _) = (
+    (train_x, train_y, _), (val_x, val_y, _) = (
         cache[crop_size]["train"],
         cache[crop_size]["val"],
     )

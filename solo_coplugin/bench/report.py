@@ -145,7 +145,7 @@ def write_tables(records: List[Dict], summary: List[Dict], out_dir: Path, title:
         )
     lines += ["", "## Commands", "", "Each run, from its own folder (`cwd`):", ""]
     for r in records:
-        lines += [f"- `{r['run']}`:", "", f"  ```", f"  {r['command']}", "  ```", ""]
+        lines += [f"- `{r['run']}`:", "", "  ```", f"  {r['command']}", "  ```", ""]
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
 
 
@@ -156,7 +156,6 @@ def plot(records: List[Dict], out_dir: Path, runs: Sequence[Run], title: str) ->
     import matplotlib.pyplot as plt
 
     settings = sorted({(r["base"], r.get("crop_min_scale") or 0.0) for r in records})
-    methods = [m for base, _ in settings for m in (base, f"co_{base}")]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4), squeeze=False)
     for ax, (metric, label) in zip(axes[0], METRICS):
         ticks = []

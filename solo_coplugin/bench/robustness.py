@@ -8,7 +8,7 @@ and one PNG per analysis with X and CO-X side by side (mean and spread over seed
 import json
 import statistics
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 

@@ -227,7 +227,8 @@ def train(run: Run, solo_root: Path, out_dir: Path, bar, steps_per_run: int) -> 
     ]
     resumed_from = latest_checkpoint(directory / "checkpoints")
     if resumed_from is not None:
-        args.append(f"++resume_from_checkpoint={resumed_from}")
+        # quoted: solo-learn's checkpoint names contain '=' (ep=N), which Hydra would parse
+        args.append(f"++resume_from_checkpoint='{resumed_from}'")
     command = [sys.executable, str(solo_root / "main_pretrain.py"), *args]
     env = {**os.environ, STEP_LOG_ENV: str(directory / STEP_LOG), "HYDRA_FULL_ERROR": "1"}
     start = time.time()
@@ -238,10 +239,15 @@ def train(run: Run, solo_root: Path, out_dir: Path, bar, steps_per_run: int) -> 
         process = subprocess.Popen(
             command, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-        while process.poll() is None:
-            time.sleep(5)
-            bar.n = done_before + min(logged_steps(directory / STEP_LOG), steps_per_run)
-            bar.refresh()
+        try:
+            while process.poll() is None:
+                time.sleep(5)
+                bar.n = done_before + min(logged_steps(directory / STEP_LOG), steps_per_run)
+                bar.refresh()
+        except BaseException:  # interrupted: stop the run too; its checkpoints allow a resume
+            process.terminate()
+            process.wait()
+            raise
     if process.returncode != 0:
         raise RuntimeError(
             f"{run.name} failed (exit {process.returncode}); see {directory / 'train.log'}"

@@ -1,4 +1,5 @@
-"""The wheel carries the configs (from scripts/pretrain via the symlink) and the Hydra plugin."""
+"""The wheel carries the configs (from scripts/pretrain via the symlink), the Hydra plugin and the
+benchmark/evaluation commands."""
 
 import subprocess
 import sys
@@ -57,4 +58,11 @@ def test_wheel_contains_configs_and_hydra_plugin(tmp_path):
     ):
         assert f"solo_coplugin/configs/{config}" in names
     assert "hydra_plugins/solo_coplugin_searchpath/solo_coplugin_searchpath.py" in names
+    assert "solo_coplugin/bench/runner.py" in names and "solo_coplugin/eval/analyses.py" in names
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    entry_points = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "solo-co-bench = solo_coplugin.bench.runner:main" in entry_points
+    assert "solo-co-eval = solo_coplugin.eval.__main__:main" in entry_points
+    # Lightning's callbacks_factory: how the runner gets a per-step log out of main_pretrain.py
+    assert "[lightning.pytorch.callbacks_factory]" in entry_points
     assert not any(name.startswith(("tests/", "scripts/")) for name in names)

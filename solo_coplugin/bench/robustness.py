@@ -36,6 +36,7 @@ def analyse_runs(
     attack_images: Optional[int],
     device: torch.device,
     batch_size: int = 256,
+    pgd_steps: int = 10,
 ) -> None:
     """Runs the analyses for every trained run without a ``robustness.json`` (resumable)."""
 
@@ -65,7 +66,14 @@ def analyse_runs(
             train_f, _ = extract(model, train_x, batch_size)
         probe = fit_linear_probe(train_f, train_y)["probe"]
         results = run_analyses(
-            model, probe, val_x, val_y, corruption_images, attack_images, batch_size=batch_size
+            model,
+            probe,
+            val_x,
+            val_y,
+            corruption_images,
+            attack_images,
+            batch_size=batch_size,
+            pgd_steps=pgd_steps,
         )
         results.update(
             {
@@ -100,7 +108,7 @@ def curves(record: Dict) -> Dict[str, Dict[float, float]]:
 ANALYSES = {
     "corruption": ("corruption severity (mean over corruptions)", "noise corruption"),
     "internal_corruption": ("fraction p of feature-map positions dropped", "internal corruption"),
-    "pgd": ("L-inf PGD radius eps (x 1/255)", "adversarial (cumulative PGD-10)"),
+    "pgd": ("L-inf PGD radius eps (x 1/255)", "adversarial (L-inf PGD, cumulative over radii)"),
     "redundancy": ("k random positions pooled (k = 1: one local representation)", "redundancy"),
 }
 
@@ -154,7 +162,7 @@ def write_robustness_report(runs: Sequence[Run], out_dir: Path) -> Dict:
         lines += [
             f"Frozen backbone + the runner's linear probe, {records[0]['transform']}; "
             f"{sizes['images']} test images ({sizes['corruption_images']} for corruptions, "
-            f"{sizes['attack_images']} for PGD), feature map {sizes['feature_map']}, device "
+            f"{sizes['attack_images']} for PGD with {sizes.get('pgd_steps', 10)} steps), feature map {sizes['feature_map']}, device "
             f"{records[0]['device']}. Mean ± standard deviation over seeds.",
             "",
         ]

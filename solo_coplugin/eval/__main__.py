@@ -27,6 +27,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     robustness.add_argument(
         "--attack-images", type=int, default=256, help="first N test images for PGD"
     )
+    robustness.add_argument("--pgd-steps", type=int, default=10, help="PGD steps per radius")
     robustness.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     robustness.add_argument("--batch-size", type=int, default=256)
     add_solo_script_args(commands.add_parser("knn", help="main_knn.py on any checkpoint"), knn=True)
@@ -54,6 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             args.attack_images,
             pick_device(args.device),
             args.batch_size,
+            args.pgd_steps,
         )
         summary = write_robustness_report(runs, args.bench)
         print(f"{len(summary)} methods; tables and plots in {args.bench}/robustness.*")

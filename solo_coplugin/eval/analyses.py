@@ -168,6 +168,7 @@ def run_analyses(
     corruptions: Sequence[str] = CORRUPTIONS,
     batch_size: int = 256,
     seed: int = 0,
+    pgd_steps: int = 10,
 ) -> Dict:
     """All analyses of one checkpoint on one evaluation split.
 
@@ -182,6 +183,7 @@ def run_analyses(
         corruptions (Sequence[str]): corruptions to apply.
         batch_size (int): images per batch.
         seed (int): seed of every random draw.
+        pgd_steps (int): PGD steps per radius.
 
     Returns:
         Dict: ``clean``, ``internal_corruption``, ``redundancy``, ``corruption``, ``pgd``.
@@ -204,12 +206,13 @@ def run_analyses(
     )
     n = attack_images or images.shape[0]
     results["pgd"] = robust_accuracy(
-        model, images[:n], labels[:n], epsilons, batch_size=batch_size, seed=seed
+        model, images[:n], labels[:n], epsilons, batch_size=batch_size, steps=pgd_steps, seed=seed
     )
     results["sizes"] = {
         "images": images.shape[0],
         "corruption_images": min(corruption_images or images.shape[0], images.shape[0]),
         "attack_images": min(attack_images or images.shape[0], images.shape[0]),
         "feature_map": list(maps.shape[1:]),
+        "pgd_steps": pgd_steps,
     }
     return results

@@ -80,6 +80,7 @@ def test_all_analyses_of_one_model(tiny):
         corruption_images=8,
         attack_images=4,
         corruptions=("contrast", "gaussian_noise"),
+        pgd_steps=2,
     )
     assert results["clean"] == top1(probe, feats, labels)
     assert results["internal_corruption"][0.0] == results["clean"]
@@ -91,4 +92,5 @@ def test_all_analyses_of_one_model(tiny):
         "corruption_images": 8,
         "attack_images": 4,
         "feature_map": [512, 5, 5],
+        "pgd_steps": 2,
     }

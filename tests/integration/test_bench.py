@@ -11,38 +11,25 @@ import sys
 import pytest
 import torch
 
+from solo_coplugin.bench import runner
 from solo_coplugin.bench.plan import load_plan
+from solo_coplugin.eval import __main__ as evaluation
 from solo_coplugin.eval.knn import knn_top1
 
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
+def bench_args(out_dir, data):
+    return (
+        f"--data {data} --train-per-class 8 --val-per-class 3 --pairs simclr,co_simclr --epochs 1 "
+        f"--seeds 0 --batch-size 8 --out {out_dir} --num-workers 0 "
+        "--override ++limit_train_batches=2"
+    ).split()
+
+
 def bench(out_dir, data):
-    command = [
-        sys.executable,
-        "-m",
-        "solo_coplugin.bench",
-        "--data",
-        str(data),
-        "--train-per-class",
-        "8",
-        "--val-per-class",
-        "3",
-        "--pairs",
-        "simclr,co_simclr",
-        "--epochs",
-        "1",
-        "--seeds",
-        "0",
-        "--batch-size",
-        "8",
-        "--out",
-        str(out_dir),
-        "--num-workers",
-        "0",
-        "--override",
-        "++limit_train_batches=2",
-    ]
+    # the command line, as a user runs it
+    command = [sys.executable, "-m", "solo_coplugin.bench", *bench_args(out_dir, data)]
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
@@ -97,14 +84,14 @@ def test_results_are_evaluated_at_the_training_resolution(tiny_bench):
         assert (out_dir / png).stat().st_size > 0
 
 
-def test_a_second_call_resumes_without_redoing_finished_work(tiny_bench):
+def test_a_second_call_resumes_without_redoing_finished_work(tiny_bench, capsys):
     out_dir, data, _ = tiny_bench
     run = out_dir / "runs" / "co_simclr-s0"
     eval_time = (out_dir / "runs" / "simclr-s0" / "eval.json").stat().st_mtime
     (run / "train.json").unlink()  # as if stopped after its checkpoint
     (run / "eval.json").unlink()
-    output = bench(out_dir, data)
-    assert "2 runs, 1 already trained" in output
+    runner.main(bench_args(out_dir, data))  # in-process from here on: the imports are paid
+    assert "2 runs, 1 already trained" in capsys.readouterr().out
     assert "++resume_from_checkpoint=" in (run / "train.log").read_text()
     assert (out_dir / "runs" / "simclr-s0" / "eval.json").stat().st_mtime == eval_time
     assert (run / "eval.json").exists()
@@ -112,22 +99,9 @@ def test_a_second_call_resumes_without_redoing_finished_work(tiny_bench):
 
 def test_robustness_analyses_of_the_benchmark(tiny_bench):
     out_dir, _, _ = tiny_bench
-    command = [
-        sys.executable,
-        "-m",
-        "solo_coplugin.eval",
-        "robustness",
-        "--bench",
-        str(out_dir),
-        "--corruption-images",
-        "4",
-        "--attack-images",
-        "2",
-        "--device",
-        "cpu",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    evaluation.main(
+        f"robustness --bench {out_dir} --corruption-images 4 --attack-images 2 --pgd-steps 2 --device cpu".split()
+    )
     markdown = (out_dir / "robustness.md").read_text()
     for title in ("noise corruption", "internal corruption", "adversarial", "redundancy"):
         assert title in markdown
@@ -139,39 +113,21 @@ def test_robustness_analyses_of_the_benchmark(tiny_bench):
     assert len(list(out_dir.glob("robustness-*.png"))) == 4
 
 
-def test_main_knn_equivalent_on_a_co_checkpoint_on_cpu(tiny_bench):
+def test_main_knn_equivalent_on_a_co_checkpoint_on_cpu(tiny_bench, capsys):
     out_dir, _, _ = tiny_bench
-    runs, data = load_plan(out_dir)
-    checkpoint_dir = next(
-        (out_dir / "runs" / "co_simclr-s0" / "checkpoints").rglob("args.json")
-    ).parent
-    command = [
-        sys.executable,
-        "-m",
-        "solo_coplugin.eval",
-        "knn",
-        "--pretrained_checkpoint_dir",
-        str(checkpoint_dir),
-        "--dataset",
-        "custom",
-        "--train_data_path",
-        str(data["train"]),
-        "--val_data_path",
-        str(data["val"]),
-        "--device",
-        "cpu",
-        "--num_workers",
-        "0",
-        "--feature_type",
-        "backbone",
-        "projector",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "evaluation transform: Resize(32) + CenterCrop(32)" in result.stdout
-    results = json.loads(result.stdout[result.stdout.index("[\n") :])
+    _, data = load_plan(out_dir)
+    run = out_dir / "runs" / "co_simclr-s0"
+    checkpoint_dir = next((run / "checkpoints").rglob("args.json")).parent
+    evaluation.main(
+        f"knn --pretrained_checkpoint_dir {checkpoint_dir} --dataset custom --train_data_path "
+        f"{data['train']} --val_data_path {data['val']} --device cpu --num_workers 0 "
+        "--feature_type backbone projector".split()
+    )
+    stdout = capsys.readouterr().out
+    assert "evaluation transform: Resize(32) + CenterCrop(32)" in stdout
+    results = json.loads(stdout[stdout.index("[\n") :])
     assert [r["feature_type"] for r in results] == ["backbone", "projector"]
     # solo-learn's WeightedKNNClassifier and the runner's k-NN agree on the same features
-    features = torch.load(out_dir / "runs" / "co_simclr-s0" / "features.pt")
+    features = torch.load(run / "features.pt")
     ours = knn_top1(*features["train"], *features["val"])
     assert results[0]["acc1"] == pytest.approx(ours, abs=1e-4)

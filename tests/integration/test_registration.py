@@ -7,6 +7,9 @@ from hydra import compose, initialize, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
+import torch
+from omegaconf import OmegaConf
+from solo.args.pretrain import parse_cfg
 from solo.methods import METHODS
 from solo.methods.base import BaseMethod
 
@@ -15,6 +18,8 @@ from solo_coplugin import registration
 from solo_coplugin.backbones import BACKBONES
 from solo_coplugin.methods import METHODS as CO_METHODS
 from solo_coplugin.methods import CoBYOL, CoSimCLR
+
+from .utils import gen_batch
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +64,36 @@ def test_bare_config_names_resolve_to_the_cifar_configs(config, method, aug_crop
     assert [a.num_crops for a in cfg.augmentations] == aug_crops
     assert all(a.crop_size == 32 for a in cfg.augmentations)
     assert cfg.method_kwargs.local_weight == 0.3 and cfg.wandb.enabled is False
+
+
+@pytest.mark.parametrize(
+    "config, method",
+    [
+        ("co_mocov3", "co_mocov3"),
+        ("co_dino", "co_dino"),
+        ("co_vicreg", "co_vicreg"),
+        ("co_barlow_twins", "co_barlow_twins"),
+        ("co_mocov2plus", "co_mocov2plus"),
+        ("co_byol_rf", "co_byol"),
+    ],
+)
+def test_every_other_bare_config_builds_its_method_and_takes_a_step(config, method):
+    # what main_pretrain.py does with a bare config name, up to the first training step
+    # (co_simclr/co_byol also run as main_pretrain.py subprocesses in test_scripts.py)
+    extra = []
+    if config in ("co_vicreg", "co_barlow_twins"):  # per-position 2048-d losses: slow on 2 cores
+        extra = ["method_kwargs.proj_hidden_dim=256", "method_kwargs.proj_output_dim=256"]
+    with initialize(version_base="1.2", config_path=None):
+        cfg = compose(config_name=f"{config}.yaml", overrides=["optimizer.batch_size=4", *extra])
+    OmegaConf.set_struct(cfg, False)
+    cfg = parse_cfg(cfg)
+    assert cfg.method == method and cfg.data.dataset == "cifar10"
+    assert cfg.method_kwargs.local_weight == 0.3 and cfg.wandb.enabled is False
+    model = METHODS[cfg.method](cfg)
+    loss = model.training_step(gen_batch(4), 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None for p in model.local_heads.parameters())
 
 
 @pytest.mark.parametrize("config", ["co_byol", "co_simclr"])

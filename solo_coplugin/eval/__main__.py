@@ -22,10 +22,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     robustness.add_argument("--bench", required=True, type=Path, help="a solo-co-bench folder")
     robustness.add_argument(
-        "--corruption-images", type=int, help="first N test images for corruptions (default: all)"
+        "--corruption-images",
+        type=int,
+        help="N random test images (the same for every run) for corruptions (default: all)",
     )
     robustness.add_argument(
-        "--attack-images", type=int, default=256, help="first N test images for PGD"
+        "--attack-images",
+        type=int,
+        default=256,
+        help="N random test images (the same for every run) for PGD",
     )
     robustness.add_argument("--pgd-steps", type=int, default=10, help="PGD steps per radius")
     robustness.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")

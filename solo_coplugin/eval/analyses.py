@@ -157,6 +157,14 @@ def corruption_accuracy(
     return results
 
 
+def evaluation_subset(total: int, size: Optional[int], seed: int = 0) -> torch.Tensor:
+    """Indices of a seeded random subset of ``size`` images (all when None), the same for every
+    checkpoint. (The first images of an ImageFolder split would be its first classes only.)"""
+
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return order[: size or total]
+
+
 def run_analyses(
     backbone: FrozenBackbone,
     probe: LinearProbe,
@@ -177,8 +185,8 @@ def run_analyses(
         probe (LinearProbe): its linear probe (fitted on the training split's pooled features).
         images (torch.Tensor): evaluation pixels in [0, 1].
         labels (torch.Tensor): evaluation labels.
-        corruption_images (Optional[int]): use the first N images for corruptions (cost).
-        attack_images (Optional[int]): use the first N images for PGD (cost).
+        corruption_images (Optional[int]): use N random images (seeded) for corruptions (cost).
+        attack_images (Optional[int]): use N random images (seeded) for PGD (cost).
         epsilons (Sequence[float]): PGD radii.
         corruptions (Sequence[str]): corruptions to apply.
         batch_size (int): images per batch.
@@ -200,13 +208,19 @@ def run_analyses(
         "redundancy": redundancy(maps, feats, labels, cpu_probe, seed=seed),
     }
     model = ProbedModel(backbone, probe.to(device))
-    n = corruption_images or images.shape[0]
+    subset = evaluation_subset(images.shape[0], corruption_images, seed)
     results["corruption"] = corruption_accuracy(
-        model, images[:n], labels[:n], corruptions, batch_size=batch_size, seed=seed
+        model, images[subset], labels[subset], corruptions, batch_size=batch_size, seed=seed
     )
-    n = attack_images or images.shape[0]
+    subset = evaluation_subset(images.shape[0], attack_images, seed)
     results["pgd"] = robust_accuracy(
-        model, images[:n], labels[:n], epsilons, batch_size=batch_size, steps=pgd_steps, seed=seed
+        model,
+        images[subset],
+        labels[subset],
+        epsilons,
+        batch_size=batch_size,
+        steps=pgd_steps,
+        seed=seed,
     )
     results["sizes"] = {
         "images": images.shape[0],

@@ -4,6 +4,7 @@ import torch
 from solo_coplugin.backbones import resnet18_cifar
 from solo_coplugin.eval.analyses import (
     check_mean_pooled,
+    evaluation_subset,
     internal_corruption,
     redundancy,
     run_analyses,
@@ -94,3 +95,12 @@ def test_all_analyses_of_one_model(tiny):
         "feature_map": [512, 5, 5],
         "pgd_steps": 2,
     }
+
+
+def test_costly_analyses_use_a_seeded_subset_across_classes():
+    # an ImageFolder split is sorted by class: the subset must not be its first classes only
+    labels = torch.arange(1000) // 100
+    subset = evaluation_subset(1000, 50, seed=0)
+    assert len(set(subset.tolist())) == 50 and len(set(labels[subset].tolist())) >= 8
+    assert torch.equal(subset, evaluation_subset(1000, 50, seed=0))
+    assert len(evaluation_subset(1000, None)) == 1000

@@ -166,6 +166,8 @@ def write_robustness_report(runs: Sequence[Run], out_dir: Path) -> Dict:
             f"{records[0]['device']}. Mean ± standard deviation over seeds.",
             "",
         ]
+        if any(len(s["seeds"]) < 2 for s in summary.values()):
+            lines += ["Rows with n=1 are single runs: not a result, only a progress report.", ""]
     for analysis, (x_label, title) in ANALYSES.items():
         lines += [f"## {title}", "", f"x: {x_label}", ""]
         names = list(summary)

@@ -68,7 +68,10 @@ def loaders(args: argparse.Namespace, cfg) -> Tuple[DataLoader, DataLoader, str]
         val_data_path=args.val_data_path,
         data_format=args.data_format,
     )
-    make = lambda d: DataLoader(d, batch_size=args.batch_size, num_workers=args.num_workers)
+
+    def make(dataset):
+        return DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers)
+
     return make(train), make(val), describe_transform(crop_size)
 
 

@@ -88,16 +88,22 @@ def features(
     return {"backbone": torch.cat(backbone), "projector": torch.cat(projector)}, torch.cat(labels)
 
 
+def prepare(args: argparse.Namespace):
+    """The loaded method on its device, its cfg, and the train/val loaders (both scripts)."""
+
+    device = pick_device(args.device)
+    model, cfg = load_method(args.pretrained_checkpoint_dir)
+    train_loader, val_loader, transform = loaders(args, cfg)
+    print(f"{cfg.method} on {device}; evaluation transform: {transform}")
+    return model.to(device), cfg, device, train_loader, val_loader
+
+
 def knn_main(args: argparse.Namespace) -> List[Dict]:
     """``main_knn.py``: k-NN accuracy for every combination of the given parameters."""
 
     from solo.utils.knn import WeightedKNNClassifier
 
-    device = pick_device(args.device)
-    model, cfg = load_method(args.pretrained_checkpoint_dir)
-    model = model.to(device)
-    train_loader, val_loader, transform = loaders(args, cfg)
-    print(f"{cfg.method} on {device}; evaluation transform: {transform}")
+    model, cfg, device, train_loader, val_loader = prepare(args)
     train_features, train_labels = features(model, train_loader, device)
     val_features, val_labels = features(model, val_loader, device)
     results = []
@@ -134,13 +140,15 @@ def knn_main(args: argparse.Namespace) -> List[Dict]:
 def umap_main(args: argparse.Namespace) -> List[Path]:
     """``main_umap.py``: UMAP plots of the backbone features of the train and val splits."""
 
-    from solo.utils.auto_umap import OfflineUMAP
+    try:
+        from solo.utils.auto_umap import OfflineUMAP
+    except ImportError as error:
+        raise SystemExit(
+            f"solo-co-eval umap needs solo-learn's umap extra ({error}). Fix: pip install "
+            "umap-learn seaborn"
+        ) from error
 
-    device = pick_device(args.device)
-    model, cfg = load_method(args.pretrained_checkpoint_dir)
-    model = model.to(device)
-    train_loader, val_loader, transform = loaders(args, cfg)
-    print(f"{cfg.method} on {device}; evaluation transform: {transform}")
+    model, cfg, device, train_loader, val_loader = prepare(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     umap = OfflineUMAP()
     paths = []

@@ -131,3 +131,18 @@ def test_main_knn_equivalent_on_a_co_checkpoint_on_cpu(tiny_bench, capsys):
     features = torch.load(run / "features.pt")
     ours = knn_top1(*features["train"], *features["val"])
     assert results[0]["acc1"] == pytest.approx(ours, abs=1e-4)
+
+
+def test_main_umap_equivalent_on_a_co_checkpoint_on_cpu(tiny_bench, tmp_path):
+    pytest.importorskip("umap", reason="solo-learn's umap extra (umap-learn) is not installed")
+    pytest.importorskip("seaborn", reason="solo-learn's umap extra (seaborn) is not installed")
+    out_dir, _, _ = tiny_bench
+    _, data = load_plan(out_dir)
+    checkpoint_dir = next((out_dir / "runs" / "co_simclr-s0" / "checkpoints").rglob("args.json"))
+    evaluation.main(
+        f"umap --pretrained_checkpoint_dir {checkpoint_dir.parent} --dataset custom "
+        f"--train_data_path {data['train']} --val_data_path {data['val']} --device cpu "
+        f"--num_workers 0 --out_dir {tmp_path}".split()
+    )
+    plots = sorted(p.name for p in tmp_path.glob("*.pdf"))
+    assert plots == ["co_simclr-s0_train_umap.pdf", "co_simclr-s0_val_umap.pdf"]

@@ -3,9 +3,11 @@
 For each (base, CO) pair and setting, builds both methods with solo-learn's own classes from the
 packaged configs, then measures in one process, interleaved, after warm-up: the training-step
 time (median of N steps of the real ``training_step``: forward, backward, LARS/SGD step and
-momentum update), the memory of the step (peak CUDA memory on GPU; on CPU, the bytes of the
-tensors autograd saves for backward, i.e. activation memory, which dominates a step's peak) and
-the FLOPs of one step (``torch.utils.flop_counter``). Prints a markdown table of CO/base ratios
+momentum update), the peak memory of the step (``torch.cuda.max_memory_allocated`` on GPU; on CPU,
+the peak of live tensor bytes: parameters, buffers, gradients, optimizer state, activations and
+temporaries, as on GPU) and the FLOPs of
+one step (``torch.utils.flop_counter``). The steps of a pair are interleaved in alternating
+order (ABBA), so that drift in the machine's speed hits both methods alike. Prints a markdown table of CO/base ratios
 and writes it (markdown, CSV and JSON) under ``benchmarks/results/``.
 
     python benchmarks/overhead.py --settings r18-cifar-32 --pairs byol simclr --steps 8
@@ -19,12 +21,15 @@ import json
 import platform
 import statistics
 import time
+import weakref
+from functools import partial
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import solo_coplugin  # noqa: F401  (registers the CO methods and backbones)
@@ -114,19 +119,49 @@ def step(model, optimizer, batch, autocast):
     return loss
 
 
-def saved_tensor_bytes(model, optimizer, batch, autocast):
-    """Bytes of the distinct storages autograd keeps for backward (activation memory)."""
+class PeakLiveTensorBytes(TorchDispatchMode):
+    """Peak bytes of live tensor storages while active: the given tensors' storages plus every
+    storage an operator creates, until it is freed (the CPU analogue of
+    ``torch.cuda.max_memory_allocated``, without allocator caching or library workspaces)."""
 
-    storages = {}
+    def __init__(self, existing):
+        super().__init__()
+        self.current = self.peak = 0
+        self._alive = {}
+        for tensor in existing:
+            self._track(tensor)
 
-    def pack(t):
-        storage = t.untyped_storage()
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
+    def _track(self, tensor):
+        if not isinstance(tensor, torch.Tensor) or tensor.is_meta:
+            return
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        if key in self._alive:
+            return
+        self.current += storage.nbytes()
+        self._alive[key] = weakref.ref(storage, partial(self._freed, key, storage.nbytes()))
+        self.peak = max(self.peak, self.current)
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    def _freed(self, key, nbytes, _):
+        if self._alive.pop(key, None) is not None:
+            self.current -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in torch.utils._pytree.tree_leaves(out):
+            self._track(tensor)
+        return out
+
+
+def cpu_peak_bytes(model, optimizer, batch, autocast):
+    """Peak live tensor bytes of one step on CPU."""
+
+    existing = [*model.parameters(), *model.buffers(), *torch.utils._pytree.tree_leaves(batch)]
+    existing += [p.grad for p in model.parameters() if p.grad is not None]
+    existing += torch.utils._pytree.tree_leaves(optimizer.state_dict()["state"])
+    with PeakLiveTensorBytes(existing) as tracker:
         step(model, optimizer, batch, autocast)
-    return sum(storages.values())
+    return tracker.peak
 
 
 def measure(models, batches, device, steps, autocast):
@@ -145,12 +180,14 @@ def measure(models, batches, device, steps, autocast):
             sync()
             results[name]["memory"] = torch.cuda.max_memory_allocated()
         else:
-            results[name]["memory"] = saved_tensor_bytes(model, optimizer, batches[name], autocast)
+            results[name]["memory"] = cpu_peak_bytes(model, optimizer, batches[name], autocast)
         with FlopCounterMode(display=False) as counter:
             step(model, optimizer, batches[name], autocast)
         results[name]["flops"] = counter.get_total_flops()
-    for _ in range(steps):  # interleaved timing
-        for name, (model, optimizer) in models.items():
+    for round_ in range(steps):  # interleaved timing, alternating order (ABBA)
+        order = list(models) if round_ % 2 == 0 else list(models)[::-1]
+        for name in order:
+            model, optimizer = models[name]
             sync()
             start = time.perf_counter()
             step(model, optimizer, batches[name], autocast)
@@ -182,6 +219,11 @@ def main():
         default=None,
         help="also measure CO with slim local heads of this hidden width",
     )
+    parser.add_argument(
+        "--local-recompute",
+        action="store_true",
+        help="also measure CO with method_kwargs.local_recompute=True",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "overhead"))
     args = parser.parse_args()
 
@@ -198,6 +240,8 @@ def main():
                 variants[f"co_{base} (slim {args.local_hidden_dim})"] = [
                     f"++method_kwargs.local_hidden_dim={args.local_hidden_dim}"
                 ]
+            if args.local_recompute:
+                variants[f"co_{base} (recompute)"] = ["++method_kwargs.local_recompute=True"]
             models, batches = {}, {}
             for label, overrides in variants.items():
                 torch.manual_seed(0)
@@ -235,7 +279,7 @@ def main():
 def write_results(rows, args, device):
     """Prints the markdown table and writes it with the CSV and JSON under ``args.out``."""
 
-    memory = "peak CUDA memory" if device.type == "cuda" else "saved-for-backward bytes"
+    memory = "peak CUDA memory" if device.type == "cuda" else "peak live tensor bytes"
     header = (
         f"Device: {device_name(device)}; precision {args.precision}; channels_last "
         f"{args.channels_last}; torch {torch.__version__}; median of {args.steps} interleaved "

@@ -216,6 +216,26 @@ def logged_steps(step_log: Path) -> int:
         return 0
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a Lightning checkpoint was saved at."""
+
+    import torch
+
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"])
+
+
+def truncate_step_log(step_log: Path, last_step: int) -> None:
+    """Drops the rows after ``last_step``: the steps an interrupted run logged past its last
+    checkpoint are trained again on resume, and logged again."""
+
+    if not step_log.exists():
+        return
+    with open(step_log) as f:
+        lines = f.read().splitlines()
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",")[0]) <= last_step]
+    step_log.write_text("".join(line + "\n" for line in kept))
+
+
 def train(run: Run, solo_root: Path, out_dir: Path, bar, steps_per_run: int) -> Dict:
     """Trains one run (or resumes it from its last checkpoint) and records how."""
 
@@ -226,13 +246,17 @@ def train(run: Run, solo_root: Path, out_dir: Path, bar, steps_per_run: int) -> 
         f"++default_root_dir={directory}",
     ]
     resumed_from = latest_checkpoint(directory / "checkpoints")
+    done_before = bar.n
     if resumed_from is not None:
+        resumed_steps = checkpoint_step(resumed_from)
+        truncate_step_log(directory / STEP_LOG, resumed_steps)
+        bar.initial += resumed_steps  # the rate and ETA count the steps trained now only
+        bar.n = done_before + resumed_steps
         # quoted: solo-learn's checkpoint names contain '=' (ep=N), which Hydra would parse
         args.append(f"++resume_from_checkpoint='{resumed_from}'")
     command = [sys.executable, str(solo_root / "main_pretrain.py"), *args]
     env = {**os.environ, STEP_LOG_ENV: str(directory / STEP_LOG), "HYDRA_FULL_ERROR": "1"}
     start = time.time()
-    done_before = bar.n
     with open(directory / "train.log", "a") as log:
         log.write(f"$ {shlex.join(command)}\n")
         log.flush()

@@ -11,6 +11,7 @@ from solo_coplugin.core.config import (
     check_grid_fits,
     check_local_grid,
     check_local_hidden_dim,
+    check_local_flag,
     check_local_head,
     check_local_weight,
 )
@@ -26,6 +27,7 @@ from solo_coplugin.core.heads import (
     feature_map_to_rows,
     pool_to_grid,
 )
+from solo_coplugin.core.lean_heads import lean_blocks, run_head
 from solo_coplugin.core.losses import (
     byol_local_loss,
     co_byol_local_loss,
@@ -48,6 +50,7 @@ __all__ = [
     "byol_local_loss",
     "check_grid_fits",
     "check_local_grid",
+    "check_local_flag",
     "check_local_hidden_dim",
     "check_local_head",
     "check_local_weight",
@@ -62,7 +65,9 @@ __all__ = [
     "cross_view_pairs",
     "feature_map_to_rows",
     "find_spatial_stage",
+    "lean_blocks",
     "measure_feature_map_size",
     "per_position_loss",
     "pool_to_grid",
+    "run_head",
 ]

@@ -142,3 +142,23 @@ def check_local_hidden_dim(local_hidden_dim: Optional[int], local_head: str) -> 
             "method_kwargs.local_hidden_dim=null."
         )
     return local_hidden_dim
+
+
+def check_local_flag(key: str, value, default: bool) -> bool:
+    """Checks a true/false CO setting such as ``method_kwargs.local_recompute``.
+
+    Args:
+        key (str): the setting's name under ``method_kwargs``.
+        value: its value from the config.
+        default (bool): its default, for the message.
+
+    Returns:
+        bool: the validated flag.
+    """
+
+    if not isinstance(value, bool):
+        raise CoConfigError(
+            f"method_kwargs.{key} must be True or False, got {value!r}. "
+            f"Fix: method_kwargs.{key}={default}."
+        )
+    return value

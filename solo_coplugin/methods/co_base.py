@@ -29,6 +29,7 @@ from solo_coplugin.core import (
     check_grid_fits,
     check_local_hidden_dim,
     check_local_grid,
+    check_local_flag,
     check_local_head,
     check_local_weight,
     clone_head,
@@ -36,6 +37,7 @@ from solo_coplugin.core import (
     co_loss,
     feature_map_to_rows,
     measure_feature_map_size,
+    run_head,
 )
 
 
@@ -56,6 +58,9 @@ class CoMixin:
             heads' width).
         local_target_grad (bool): for methods without a momentum network, let the local loss's
             gradient flow into the global targets. Defaults to False (stop-gradient targets).
+        local_recompute (bool): keep no hidden activation of the local heads' ``Linear,
+            BatchNorm1d, ReLU, Linear`` blocks for backward and recompute them instead (less
+            memory, one more matmul per block). Defaults to False (keep BatchNorm's input only).
 
     Subclasses set:
         local_head_names (Dict[str, str]): ordered ``{output key: global head attribute}``, e.g.
@@ -119,12 +124,10 @@ class CoMixin:
         cfg.method_kwargs.local_hidden_dim = check_local_hidden_dim(
             omegaconf_select(cfg, kwargs + "local_hidden_dim", None), cfg.method_kwargs.local_head
         )
-        cfg.method_kwargs.local_small_crops = bool(
-            omegaconf_select(cfg, kwargs + "local_small_crops", False)
-        )
-        cfg.method_kwargs.local_target_grad = bool(
-            omegaconf_select(cfg, kwargs + "local_target_grad", False)
-        )
+        for key in ("local_small_crops", "local_target_grad", "local_recompute"):
+            cfg.method_kwargs[key] = check_local_flag(
+                key, omegaconf_select(cfg, kwargs + key, False), default=False
+            )
 
         num_large_crops = omegaconf_select(cfg, "data.num_large_crops", 2)
         if num_large_crops != 2:
@@ -149,6 +152,7 @@ class CoMixin:
         self.local_small_crops: bool = cfg.method_kwargs.local_small_crops
         self.local_target_grad: bool = cfg.method_kwargs.local_target_grad
         self.local_hidden_dim = cfg.method_kwargs.local_hidden_dim
+        self.local_recompute: bool = cfg.method_kwargs.local_recompute
         self._step_outputs: List[Dict[str, Any]] = []
         self._small_crop_locals: List[torch.Tensor] = []
 
@@ -217,7 +221,10 @@ class CoMixin:
         return super().learnable_params + extra_learnable_params
 
     def local_forward(self, feature_map: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Applies the local heads at every position of a feature map.
+        """Applies the local heads at every position of a feature map, as one batch of rows.
+
+        Their ``Linear, BatchNorm1d, ReLU, Linear`` blocks run memory-lean (see
+        :func:`~solo_coplugin.core.lean_heads.run_head`): same values and gradients.
 
         Args:
             feature_map (torch.Tensor): ``B x C x H x W`` backbone map before pooling.
@@ -230,7 +237,7 @@ class CoMixin:
         x, num_positions = feature_map_to_rows(feature_map, self.local_grid)
         out = {}
         for key, head in self.local_head_modules():
-            x = head(x)
+            x = run_head(head, x, recompute=self.local_recompute)
             out[f"local_{key}"] = x.view(feature_map.size(0), num_positions, -1)
         return out
 

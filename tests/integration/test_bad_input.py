@@ -23,6 +23,12 @@ from .utils import SMALL_HEADS, small_image_co_byol_cfg
             r"backbone.name=resnet18_cifar at 32 px",
         ),
         ({"local_head": "both"}, r"method_kwargs\.local_head must be one of"),
+        (
+            {"local_recompute": "yes"},
+            r"method_kwargs\.local_recompute must be True or False, got 'yes'\. "
+            r"Fix: method_kwargs\.local_recompute=False",
+        ),
+        ({"local_small_crops": 1}, r"method_kwargs\.local_small_crops must be True or False"),
     ],
 )
 @pytest.mark.parametrize("cls", [CoBYOL, CoSimCLR])

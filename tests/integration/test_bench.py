@@ -90,9 +90,12 @@ def test_a_second_call_resumes_without_redoing_finished_work(tiny_bench, capsys)
     eval_time = (out_dir / "runs" / "simclr-s0" / "eval.json").stat().st_mtime
     (run / "train.json").unlink()  # as if stopped after its checkpoint
     (run / "eval.json").unlink()
+    with open(run / "steps.csv", "a") as f:  # and after logging a step past it
+        f.write("3,0,9.0,1.0\n")
     runner.main(bench_args(out_dir, data))  # in-process from here on: the imports are paid
     assert "2 runs, 1 already trained" in capsys.readouterr().out
     assert "++resume_from_checkpoint=" in (run / "train.log").read_text()
+    assert [row["step"] for row in steps(out_dir, "co_simclr-s0")] == [1, 2]
     assert (out_dir / "runs" / "simclr-s0" / "eval.json").stat().st_mtime == eval_time
     assert (run / "eval.json").exists()
 

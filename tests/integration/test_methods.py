@@ -330,9 +330,30 @@ def test_local_target_grad_for_methods_without_momentum(name, cls, base, target_
 
 
 @pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
-def test_bf16_mixed_precision_gives_finite_losses(name, cls, base_cls, base, momentum, keys):
+def test_local_recompute_changes_memory_not_the_step(name, cls, base_cls, base, momentum, keys):
+    def step(**co_kwargs):
+        torch.manual_seed(0)
+        model, _ = build(name, cls, base, momentum, **co_kwargs)
+        torch.manual_seed(1)
+        loss = model.training_step(gen_batch(4), 0)
+        loss.backward()
+        return loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    loss, grads = step()
+    recomputed_loss, recomputed_grads = step(local_recompute=True)
+    torch.testing.assert_close(recomputed_loss, loss)
+    assert set(recomputed_grads) == set(grads)
+    for param_name, grad in grads.items():
+        torch.testing.assert_close(recomputed_grads[param_name], grad, msg=param_name)
+
+
+@pytest.mark.parametrize("recompute", [False, True], ids=["lean", "recompute"])
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+def test_bf16_mixed_precision_gives_finite_losses(
+    name, cls, base_cls, base, momentum, keys, recompute
+):
     torch.manual_seed(0)
-    model, _ = build(name, cls, base, momentum)
+    model, _ = build(name, cls, base, momentum, local_recompute=recompute)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model.training_step(gen_batch(4), 0)
     loss.backward()

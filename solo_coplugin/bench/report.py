@@ -202,6 +202,51 @@ def plot(records: List[Dict], out_dir: Path, runs: Sequence[Run], title: str) ->
     plt.close(fig)
 
 
+def plot_crop_scales(records: List[Dict], out_dir: Path, title: str) -> Optional[Path]:
+    """``crop_scale.png``: accuracy of X and CO-X vs ``crop_min_scale`` (the paper's "large
+    training crops" analysis), when the benchmark swept at least two scales; else None."""
+
+    bases = sorted(
+        base
+        for base in {r["base"] for r in records}
+        if len({r["crop_min_scale"] for r in records if r["base"] == base} - {None}) >= 2
+    )
+    if not bases:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(bases), len(METRICS), figsize=(5 * len(METRICS), 3.6 * len(bases)), squeeze=False
+    )
+    for ax_row, base in zip(axes, bases):
+        for ax, (metric, label) in zip(ax_row, METRICS):
+            for method, color in ((base, "tab:blue"), (f"co_{base}", "tab:orange")):
+                points = [
+                    (r["crop_min_scale"], r[metric])
+                    for r in records
+                    if r["method"] == method and r["crop_min_scale"] is not None
+                ]
+                if not points:
+                    continue
+                scales = sorted({scale for scale, _ in points})
+                means = [statistics.fmean(v for s, v in points if s == scale) for scale in scales]
+                ax.plot(scales, means, "-o", color=color, label=f"{method} (mean)")
+                ax.scatter(*zip(*points), color=color, alpha=0.4, s=14)
+            ax.set_xlabel("crop_min_scale (larger: larger training crops)")
+            ax.set_ylabel(f"{label} (%)")
+            ax.set_title(f"{base}: {label} vs crop_min_scale", fontsize=9)
+            ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "crop_scale.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def global_loss(row: Dict[str, float], co: bool) -> Optional[float]:
     """The base method's own loss at a step: a CO run logs it, for X it is the step's loss
     minus the online classifier's."""
@@ -230,11 +275,13 @@ def smooth(points, num_windows: int = 40):
 
 
 def write_report(runs: Sequence[Run], out_dir: Path, title: Optional[str] = None) -> List[Dict]:
-    """Writes results.{md,csv,json}, accuracy.png and curves.png into ``out_dir``."""
+    """Writes results.{md,csv,json}, accuracy.png, curves.png and, for a ``crop_min_scale``
+    sweep, crop_scale.png into ``out_dir``."""
 
     title = title or f"Head-to-head: {out_dir.name}"
     records = collect(runs, out_dir)
     summary = summarize(records)
     write_tables(records, summary, out_dir, title)
     plot(records, out_dir, runs, title)
+    plot_crop_scales(records, out_dir, title)
     return summary

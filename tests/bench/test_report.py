@@ -14,10 +14,11 @@ ACCURACY = {  # (method, seed) -> (knn, linear)
 }
 
 
-def fake_benchmark(out_dir, accuracy=ACCURACY):
+def fake_benchmark(out_dir, accuracy=ACCURACY, crop_min_scale=None):
     runs = []
     for (method, seed), (knn, linear) in accuracy.items():
-        run = Run(f"{method}-s{seed}", method, "simclr", seed, None, ("--config-name", "x.yaml"))
+        name = f"{method}-s{seed}" + (f"-cms{crop_min_scale}" if crop_min_scale else "")
+        run = Run(name, method, "simclr", seed, crop_min_scale, ("--config-name", "x.yaml"))
         runs.append(run)
         directory = run_dir(out_dir, run)
         directory.mkdir(parents=True)
@@ -28,7 +29,7 @@ def fake_benchmark(out_dir, accuracy=ACCURACY):
                     "method": method,
                     "base": "simclr",
                     "seed": seed,
-                    "crop_min_scale": None,
+                    "crop_min_scale": crop_min_scale,
                     "command": f"python main_pretrain.py method={method}",
                     "wall_seconds": 120.0,
                 }
@@ -81,6 +82,23 @@ def test_a_single_seed_is_flagged_not_presented_as_a_result(tmp_path):
     runs = fake_benchmark(tmp_path, accuracy)
     write_report(runs, tmp_path)
     assert "not a result" in (tmp_path / "results.md").read_text()
+
+
+def test_a_crop_min_scale_sweep_gets_its_curve(tmp_path):
+    runs = fake_benchmark(tmp_path)  # the config's scale only: no sweep, no curve
+    write_report(runs, tmp_path)
+    assert not (tmp_path / "crop_scale.png").exists()
+    runs = [
+        *fake_benchmark(tmp_path, crop_min_scale=0.08),
+        *fake_benchmark(tmp_path, crop_min_scale=0.5),
+    ]
+    summary = write_report(runs, tmp_path)
+    assert sorted(row["crop_min_scale"] for row in summary) == [0.08, 0.5]
+    assert (tmp_path / "crop_scale.png").stat().st_size > 0
+    markdown = (tmp_path / "results.md").read_text()
+    assert (
+        "| simclr vs co_simclr | 0.08 |" in markdown and "| simclr vs co_simclr | 0.5 |" in markdown
+    )
 
 
 def test_unfinished_runs_are_left_out(tmp_path):

@@ -22,7 +22,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # 1. overhead at bf16-mixed, channels_last
 timeout 300 python benchmarks/overhead.py --device cuda --precision bf16-mixed --channels-last \
   --settings r18-cifar-32 r50-224 rf50-224 --pairs byol simclr mocov3 dino --steps 20 \
-  --batch-size 64 --local-hidden-dim 512 --out "$OUT/overhead-bf16"
+  --batch-size 64 --local-hidden-dim 512 --local-recompute --out "$OUT/overhead-bf16"
 # 2. 200-step training throughput of CO-BYOL vs BYOL (images/s = batch / median step time)
 timeout 150 python benchmarks/overhead.py --device cuda --precision bf16-mixed --channels-last \
   --settings r50-224 --pairs byol --steps 200 --batch-size 128 --out "$OUT/throughput-bf16"

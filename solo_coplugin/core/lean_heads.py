@@ -83,7 +83,7 @@ class _LinearBatchNormReLULinear(torch.autograd.Function):
                 bn.eps,
             )
             out = F.linear(y.clamp_min_(0).to(dtype), w2.to(dtype), _cast(b2, dtype))
-        ctx.dtype, ctx.eps, ctx.recompute = dtype, bn.eps, recompute
+        ctx.dtype, ctx.eps = dtype, bn.eps
         ctx.has_b1, ctx.has_b2 = b1 is not None, b2 is not None
         ctx.save_for_backward(x, w1, b1, None if recompute else h, bn_weight, bn_bias, w2)
         ctx.mean, ctx.invstd = mean, invstd
@@ -125,10 +125,12 @@ class _LinearBatchNormReLULinear(torch.autograd.Function):
 def _is_lean_block(layers: List[nn.Module]) -> bool:
     return (
         len(layers) == 4
-        and isinstance(layers[0], nn.Linear)
+        # exact types: SyncBatchNorm (multi-GPU runs) or a Linear subclass compute something
+        # else than what the lean function reproduces, so they run as they are
+        and type(layers[0]) is nn.Linear
         and type(layers[1]) is nn.BatchNorm1d
         and type(layers[2]) is nn.ReLU
-        and isinstance(layers[3], nn.Linear)
+        and type(layers[3]) is nn.Linear
     )
 
 

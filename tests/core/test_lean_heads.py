@@ -95,6 +95,8 @@ def test_lean_blocks_are_found_in_solo_learn_head_layouts():
     assert lean_blocks(linear_relu_linear) == []
     assert lean_blocks(three_layers) == [(0, 4)]
     assert lean_blocks(nn.Linear(4, 2)) == []
+    # multi-GPU runs convert BatchNorm to SyncBatchNorm: its statistics span all GPUs
+    assert lean_blocks(nn.SyncBatchNorm.convert_sync_batchnorm(byol_like())) == []
 
     torch.manual_seed(0)
     x = torch.randn(16, 4, requires_grad=True)

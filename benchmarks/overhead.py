@@ -7,7 +7,15 @@ momentum update), the peak memory of the step (``torch.cuda.max_memory_allocated
 the peak of live tensor bytes: parameters, buffers, gradients, optimizer state, activations and
 temporaries, as on GPU) and the FLOPs of
 one step (``torch.utils.flop_counter``). The steps of a pair are interleaved in alternating
-order (ABBA), so that drift in the machine's speed hits both methods alike. Prints a markdown table of CO/base ratios
+order (ABBA), so that drift in the machine's speed hits both methods alike.
+
+On CPU, glibc's malloc hands large blocks back to the OS when they are freed and page-faults
+them in again at the next step; how often depends on the order of a step's allocations, so it
+adds a per-model cost of up to ~10% that has nothing to do with the work (measured: CO-MoCoV3
+with slim heads vs MoCoV3, 1.11 default, 1.01 tuned, FLOP floor 1.02). The script therefore
+re-runs itself with malloc keeping freed memory (``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``), as a GPU caching allocator does and as PyTorch's CPU performance
+guide recommends (there: jemalloc or tcmalloc); ``--malloc-default`` measures without. Prints a markdown table of CO/base ratios
 and writes it (markdown, CSV and JSON) under ``benchmarks/results/``.
 
     python benchmarks/overhead.py --settings r18-cifar-32 --pairs byol simclr --steps 8
@@ -18,8 +26,10 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 import weakref
 from functools import partial
@@ -198,6 +208,28 @@ def measure(models, batches, device, steps, autocast):
     return results
 
 
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
+
+
+def rerun_with_malloc_tuning() -> None:
+    """Replaces this process by itself with MALLOC_TUNING set (glibc reads it at start-up)."""
+
+    if all(os.environ.get(k) == v for k, v in MALLOC_TUNING.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_TUNING})
+
+
+def malloc_setting() -> str:
+    tuned = all(os.environ.get(k) == v for k, v in MALLOC_TUNING.items())
+    return (
+        "glibc malloc keeps freed memory ("
+        + ", ".join(f"{k}={v}" for k, v in MALLOC_TUNING.items())
+        + ")"
+        if tuned
+        else "default malloc"
+    )
+
+
 def device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -224,8 +256,15 @@ def main():
         action="store_true",
         help="also measure CO with method_kwargs.local_recompute=True",
     )
+    parser.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="on CPU, measure with the default malloc settings (see the module docstring)",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "overhead"))
     args = parser.parse_args()
+    if args.device == "cpu" and not args.malloc_default and platform.system() == "Linux":
+        rerun_with_malloc_tuning()
 
     device = torch.device(args.device)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
@@ -283,7 +322,9 @@ def write_results(rows, args, device):
     header = (
         f"Device: {device_name(device)}; precision {args.precision}; channels_last "
         f"{args.channels_last}; torch {torch.__version__}; median of {args.steps} interleaved "
-        f"steps after warm-up; memory = {memory}.\n\n"
+        f"steps after warm-up (ABBA order); memory = {memory}"
+        + (f"; {malloc_setting()}" if device.type == "cpu" else "")
+        + ".\n\n"
         "| setting | base / CO | batch | time CO/base | FLOPs CO/base (floor) | time - floor "
         "| memory CO/base | base step (s) | CO step (s) | images/s base, CO |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"

@@ -139,9 +139,11 @@ def write_tables(records: List[Dict], summary: List[Dict], out_dir: Path, title:
     lines += ["", "## Runs", "", "| run | k-NN top-1 | linear top-1 | probe wd | train min |"]
     lines += ["|---|---|---|---|---|"]
     for r in records:
+        # a resumed run's wall time is that of its last part only (and machines differ)
+        resumed = " (last part: resumed)" if r.get("resumed_from") else ""
         lines.append(
             f"| {r['run']} | {r['knn_top1']:.1f} | {r['linear_top1']:.1f} | "
-            f"{r['linear_weight_decay']:g} | {r['wall_seconds'] / 60:.1f} |"
+            f"{r['linear_weight_decay']:g} | {r['wall_seconds'] / 60:.1f}{resumed} |"
         )
     lines += ["", "## Commands", "", "Each run, from its own folder (`cwd`):", ""]
     for r in records:

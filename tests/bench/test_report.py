@@ -101,6 +101,17 @@ def test_a_crop_min_scale_sweep_gets_its_curve(tmp_path):
     )
 
 
+def test_a_resumed_runs_wall_time_is_marked_as_its_last_part(tmp_path):
+    runs = fake_benchmark(tmp_path)
+    train_file = run_dir(tmp_path, runs[0]) / "train.json"
+    record = json.loads(train_file.read_text())
+    train_file.write_text(json.dumps({**record, "resumed_from": "ep=1.ckpt"}))
+    write_report(runs, tmp_path)
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| simclr-s0 | 30.0 | 40.0 | 0.01 | 2.0 (last part: resumed) |" in markdown
+    assert markdown.count("(last part: resumed)") == 1
+
+
 def test_unfinished_runs_are_left_out(tmp_path):
     runs = fake_benchmark(tmp_path)
     (run_dir(tmp_path, runs[0]) / "eval.json").unlink()

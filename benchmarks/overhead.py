@@ -12,7 +12,7 @@ order (ABBA), so that drift in the machine's speed hits both methods alike.
 On CPU, glibc's malloc hands large blocks back to the OS when they are freed and page-faults
 them in again at the next step; how often depends on the order of a step's allocations, so it
 adds a per-model cost of up to ~10% that has nothing to do with the work (measured: CO-MoCoV3
-with slim heads vs MoCoV3, 1.11 default, 1.01 tuned, FLOP floor 1.02). The script therefore
+with slim heads vs MoCoV3, 1.112 default, 1.022 tuned, FLOP floor 1.018). The script therefore
 re-runs itself with malloc keeping freed memory (``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``), as a GPU caching allocator does and as PyTorch's CPU performance
 guide recommends (there: jemalloc or tcmalloc); ``--malloc-default`` measures without. Prints a markdown table of CO/base ratios
@@ -208,6 +208,10 @@ def measure(models, batches, device, steps, autocast):
     return results
 
 
+def parser_default_out() -> str:
+    return str(Path(__file__).parent / "results" / "overhead")
+
+
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**34)}
 
 
@@ -261,7 +265,7 @@ def main():
         action="store_true",
         help="on CPU, measure with the default malloc settings (see the module docstring)",
     )
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "overhead"))
+    parser.add_argument("--out", default=parser_default_out())
     args = parser.parse_args()
     if args.device == "cpu" and not args.malloc_default and platform.system() == "Linux":
         rerun_with_malloc_tuning()
@@ -339,11 +343,18 @@ def write_results(rows, args, device):
     print(table)
     out = Path(args.out + f"-{device.type}")
     out.parent.mkdir(parents=True, exist_ok=True)
+
+    def option(key, value):
+        flag = "--" + key.replace("_", "-")
+        if value is True:  # a store_true flag
+            return flag
+        return f"{flag} {' '.join(map(str, value)) if isinstance(value, list) else value}"
+
     command = "python benchmarks/overhead.py " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in vars(args).items()
-        if k != "out" and v not in (None, False)
+        option(k, v) for k, v in vars(args).items() if k != "out" and v not in (None, False)
     )
+    if args.out != parser_default_out():
+        command += f" --out {args.out}"
     out.with_suffix(".md").write_text(f"# CO overhead\n\nMade by `{command}`.\n\n{table}")
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from solo_coplugin.bench.plan import Run, run_dir
+from solo_coplugin.bench.plan import EVAL_RECORD, Run, run_dir
 from solo_coplugin.eval.checkpoint import (
     find_checkpoint,
     frozen_from_checkpoint,
@@ -19,7 +19,6 @@ from solo_coplugin.eval.features import extract
 from solo_coplugin.eval.knn import SOLO_KNN_K, SOLO_KNN_T, knn_top1
 from solo_coplugin.eval.linear import fit_linear_probe, top1
 
-EVAL_RECORD = "eval.json"
 FEATURES_FILE = "features.pt"
 
 

@@ -207,10 +207,26 @@ def cpu_or_gpu_overrides(accelerator: str, devices: str, precision: str) -> List
     return overrides
 
 
+TRAIN_RECORD = "train.json"  # in a run's folder once it is trained: how it was trained
+EVAL_RECORD = "eval.json"  # ... once it is evaluated: the runner's k-NN and linear probe
+
+
 def run_dir(out_dir: Path, run: Run) -> Path:
     """The folder of one run inside a benchmark's output folder."""
 
     return out_dir / "runs" / run.name
+
+
+def ready_to_evaluate(runs: Sequence[Run], out_dir: Path) -> List[Run]:
+    """The runs without an evaluation whose X/CO-X pair (same setting) is fully trained."""
+
+    def done(run: Run, record: str) -> bool:
+        return (run_dir(out_dir, run) / record).exists()
+
+    untrained_pairs = {(r.base, r.setting) for r in runs if not done(r, TRAIN_RECORD)}
+    return [
+        r for r in runs if (r.base, r.setting) not in untrained_pairs and not done(r, EVAL_RECORD)
+    ]
 
 
 def latest_checkpoint(directory: Path) -> Optional[Path]:

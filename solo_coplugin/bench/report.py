@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from solo_coplugin.bench.plan import Run, run_dir
+from solo_coplugin.bench.plan import EVAL_RECORD, TRAIN_RECORD, Run, run_dir
 
 METRICS = (("knn_top1", "k-NN top-1"), ("linear_top1", "linear top-1"))
 
@@ -46,7 +46,7 @@ def collect(runs: Sequence[Run], out_dir: Path) -> List[Dict]:
     records = []
     for run in runs:
         directory = run_dir(out_dir, run)
-        train_file, eval_file = directory / "train.json", directory / "eval.json"
+        train_file, eval_file = directory / TRAIN_RECORD, directory / EVAL_RECORD
         if not (train_file.exists() and eval_file.exists()):
             continue
         record = {**json.loads(train_file.read_text()), **json.loads(eval_file.read_text())}
@@ -82,7 +82,9 @@ def summarize(records: List[Dict]) -> List[Dict]:
     return summary
 
 
-def write_tables(records: List[Dict], summary: List[Dict], out_dir: Path, title: str) -> None:
+def write_tables(
+    records: List[Dict], summary: List[Dict], out_dir: Path, title: str, num_planned: int
+) -> None:
     fields = [
         "run",
         "method",
@@ -108,6 +110,12 @@ def write_tables(records: List[Dict], summary: List[Dict], out_dir: Path, title:
     )
 
     lines = [f"# {title}", ""]
+    if len(records) < num_planned:
+        lines += [
+            f"**Progress report: {len(records)} of the {num_planned} planned runs are trained and "
+            "evaluated;** the same command resumes the rest.",
+            "",
+        ]
     if records:
         first = records[0]
         lines += [
@@ -283,7 +291,7 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: Optional[str] = None
     title = title or f"Head-to-head: {out_dir.name}"
     records = collect(runs, out_dir)
     summary = summarize(records)
-    write_tables(records, summary, out_dir, title)
+    write_tables(records, summary, out_dir, title, num_planned=len(runs))
     plot(records, out_dir, runs, title)
     plot_crop_scales(records, out_dir, title)
     return summary

@@ -13,7 +13,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from solo_coplugin.bench.evaluate import FEATURES_FILE
-from solo_coplugin.bench.plan import Run, run_dir
+from solo_coplugin.bench.plan import TRAIN_RECORD, Run, run_dir
 from solo_coplugin.bench.report import format_mean_spread, mean_spread
 from solo_coplugin.eval.analyses import run_analyses
 from solo_coplugin.eval.checkpoint import (
@@ -46,7 +46,7 @@ def analyse_runs(
     todo = [
         r
         for r in runs
-        if (run_dir(out_dir, r) / "train.json").exists()
+        if (run_dir(out_dir, r) / TRAIN_RECORD).exists()
         and not (run_dir(out_dir, r) / RECORD).exists()
     ]
     for run in tqdm(todo, desc="analyses", unit="run"):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from solo_coplugin.bench.plan import (
+    TRAIN_RECORD,
     BenchConfigError,
     Run,
     build_plan,
@@ -30,13 +31,12 @@ from solo_coplugin.bench.plan import (
     latest_checkpoint,
     num_large_crop_pipelines,
     parse_pairs,
+    ready_to_evaluate,
     resolve_config_dir,
     run_dir,
 )
 from solo_coplugin.bench.step_log import STEP_LOG_ENV
 
-TRAIN_RECORD = "train.json"
-EVAL_RECORD = "eval.json"
 STEP_LOG = "steps.csv"
 PLAN_RECORD = "plan.json"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -327,15 +327,24 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             print(shlex.join(["python", str(solo_root / "main_pretrain.py"), *run.args]))
         return
 
+    from solo_coplugin.bench.evaluate import evaluate_runs
+    from solo_coplugin.bench.report import write_report
+
+    def report_finished_pairs() -> None:
+        # a long benchmark shows its results so far: each X/CO-X pair as soon as both are trained
+        ready = ready_to_evaluate(runs, out_dir)
+        if ready:
+            evaluate_runs(ready, out_dir, data, args)
+            write_report(runs, out_dir)
+
     todo = [r for r in runs if not (run_dir(out_dir, r) / TRAIN_RECORD).exists()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already trained; {steps_per_run} steps each")
+    report_finished_pairs()
     with tqdm(total=steps_per_run * len(todo), unit="step", desc="pretraining") as bar:
         for run in todo:
             bar.set_postfix_str(run.name)
             train(run, solo_root, out_dir, bar, steps_per_run)
-
-    from solo_coplugin.bench.evaluate import evaluate_runs
-    from solo_coplugin.bench.report import write_report
+            report_finished_pairs()
 
     evaluate_runs(runs, out_dir, data, args)
     write_report(runs, out_dir)

@@ -6,6 +6,8 @@ from solo_coplugin.bench.plan import (
     differing_args,
     latest_checkpoint,
     parse_pairs,
+    ready_to_evaluate,
+    run_dir,
 )
 
 CIFAR = "pkg://solo_coplugin.configs.cifar"
@@ -87,3 +89,21 @@ def test_latest_checkpoint_is_the_newest(tmp_path):
     new.write_text("1")
     os.utime(old, (1, 1))
     assert latest_checkpoint(tmp_path) == new
+
+
+def test_a_pair_is_evaluated_as_soon_as_both_runs_are_trained(tmp_path):
+    runs = build_plan(parse_pairs(["byol,co_byol"]), [0, 1], CIFAR, COMMON)
+    byol0, co_byol0, byol1, _ = runs
+
+    def record(run, name):
+        run_dir(tmp_path, run).mkdir(parents=True, exist_ok=True)
+        (run_dir(tmp_path, run) / name).write_text("{}")
+
+    assert ready_to_evaluate(runs, tmp_path) == []
+    record(byol0, "train.json")
+    assert ready_to_evaluate(runs, tmp_path) == []  # CO-BYOL of seed 0 still training
+    record(co_byol0, "train.json")
+    record(byol1, "train.json")  # seed 1 half done: not yet
+    assert ready_to_evaluate(runs, tmp_path) == [byol0, co_byol0]
+    record(byol0, "eval.json")
+    assert ready_to_evaluate(runs, tmp_path) == [co_byol0]

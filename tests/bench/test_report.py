@@ -84,6 +84,16 @@ def test_a_single_seed_is_flagged_not_presented_as_a_result(tmp_path):
     assert "not a result" in (tmp_path / "results.md").read_text()
 
 
+def test_a_report_of_part_of_the_runs_says_so(tmp_path):
+    runs = fake_benchmark(tmp_path)
+    write_report(runs, tmp_path)
+    assert "Progress report" not in (tmp_path / "results.md").read_text()
+    for run in runs[2:]:  # seed 1 not trained yet
+        (run_dir(tmp_path, run) / "train.json").unlink()
+    write_report(runs, tmp_path)
+    assert "Progress report: 2 of the 4 planned runs" in (tmp_path / "results.md").read_text()
+
+
 def test_a_crop_min_scale_sweep_gets_its_curve(tmp_path):
     runs = fake_benchmark(tmp_path)  # the config's scale only: no sweep, no curve
     write_report(runs, tmp_path)

@@ -246,12 +246,14 @@ def train(run: Run, solo_root: Path, out_dir: Path, bar, steps_per_run: int) -> 
         f"++default_root_dir={directory}",
     ]
     resumed_from = latest_checkpoint(directory / "checkpoints")
+    resumed_steps = 0 if resumed_from is None else checkpoint_step(resumed_from)
+    # an interrupted run trains (and logs) again the steps after its last checkpoint, or all of
+    # them when it stopped before the first one
+    truncate_step_log(directory / STEP_LOG, resumed_steps)
     done_before = bar.n
+    bar.initial += resumed_steps  # the rate and ETA count the steps trained now only
+    bar.n = done_before + resumed_steps
     if resumed_from is not None:
-        resumed_steps = checkpoint_step(resumed_from)
-        truncate_step_log(directory / STEP_LOG, resumed_steps)
-        bar.initial += resumed_steps  # the rate and ETA count the steps trained now only
-        bar.n = done_before + resumed_steps
         # quoted: solo-learn's checkpoint names contain '=' (ep=N), which Hydra would parse
         args.append(f"++resume_from_checkpoint='{resumed_from}'")
     command = [sys.executable, str(solo_root / "main_pretrain.py"), *args]

@@ -4,7 +4,7 @@
 #   1. the CO overhead benchmark at bf16-mixed with channels_last (ResNet-18/CIFAR, ResNet-50 and
 #      RF-ResNet-50 at 224 px; step time, FLOPs and peak GPU memory, CO/base ratios),
 #   2. a 200-step CO-BYOL vs BYOL training throughput (images/s) and peak GPU memory.
-# What to carry (ignored folder .device/, see README "GPU check"): .device/wheels/ with the wheels
+# What to carry (ignored .device/, docs/speed_and_memory.md): .device/wheels/ with the wheels
 # of hydra-core, omegaconf, antlr4-python3-runtime, torchmetrics==0.11.4, timm and einops, and
 # .device/solo-learn/ an unpacked solo-learn checkout. Results go to $OUT (or benchmarks/results).
 set -euo pipefail

@@ -13,5 +13,7 @@ __version__ = "0.1.0"
 
 if solo_learn_available():
     from solo_coplugin.registration import register
+    from solo_coplugin.third_party_warnings import ignoring_known_import_warnings
 
-    register()
+    with ignoring_known_import_warnings():  # solo-learn's dependencies, imported here
+        register()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: the real CIFAR-10 as JPEGs in ImageFolder layout (never committed; see the README)
+#: the real CIFAR-10 as JPEGs in ImageFolder layout (never committed; see docs/testing.md)
 CIFAR10_TAR = Path(
     os.environ.get(
         "SOLO_CO_CIFAR10_TAR", REPO_ROOT.parent / "shared" / "datasets" / "cifar10-jpg.tar.gz"

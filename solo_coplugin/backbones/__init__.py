@@ -1,9 +1,11 @@
 """Backbones that solo-coplugin adds to solo-learn's backbone registry (pure torch)."""
 
 from solo_coplugin.backbones.receptive_field import (
+    RESNET_STAGES,
     ReceptiveField,
     effective_receptive_field,
     feature_map_side,
+    stage_receptive_field,
     theoretical_receptive_field,
 )
 from solo_coplugin.backbones.rf_resnet import PRESETS as RF_PRESETS
@@ -25,6 +27,7 @@ BACKBONES = {
 
 __all__ = [
     "BACKBONES",
+    "RESNET_STAGES",
     "RF_PRESETS",
     "RFResNet",
     "RFResNetConfigError",
@@ -35,5 +38,6 @@ __all__ = [
     "resnet50_cifar",
     "rf_resnet18",
     "rf_resnet50",
+    "stage_receptive_field",
     "theoretical_receptive_field",
 ]

@@ -136,7 +136,8 @@ class RFResNet(nn.Module):
         cifar_stem (bool): 3x3 stride-1 first convolution and no max-pool, for 32 px images.
         bag_mlp (bool): an MLP after average pooling.
         match_params (bool): widen the 1x1 blocks to the parameter count of 3x3 blocks.
-        base_width (int): channels of the first stage (64 in ResNets).
+        width (int): channels of the first stage (``backbone.kwargs.width``; 64 in ResNets),
+            the name the small-image ResNets use too.
         stride_in_1x1 (bool): bottleneck stride in the first 1x1 convolution.
         zero_init_residual (bool): zero-initialise the last BatchNorm of each block.
         name (str): backbone name, for messages.
@@ -150,7 +151,7 @@ class RFResNet(nn.Module):
         cifar_stem: bool = False,
         bag_mlp: bool = False,
         match_params: bool = True,
-        base_width: int = 64,
+        width: int = 64,
         stride_in_1x1: bool = True,
         zero_init_residual: bool = False,
         name: str = "rf_resnet",
@@ -158,27 +159,31 @@ class RFResNet(nn.Module):
         super().__init__()
         self.name = name
         self.kernel3_blocks = tuple(kernel3_blocks)
-        self.inplanes = base_width
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise RFResNetConfigError(
+                f"backbone.kwargs.width={width!r}: the first stage's channel count must be a "
+                "positive integer (64 is ResNet's; 16 or 32 for narrow networks)."
+            )
+        self.inplanes = width
         if cifar_stem:
-            self.conv1 = nn.Conv2d(3, base_width, 3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
         else:
-            self.conv1 = nn.Conv2d(3, base_width, 7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.bn1 = nn.BatchNorm2d(base_width)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
 
         stages = []
         for index, (depth, kernel3) in enumerate(zip(stage_depths, kernel3_blocks)):
-            planes = base_width * 2**index
+            planes = width * 2**index
             stride = 1 if index == 0 else 2
             blocks = []
             for b in range(depth):
                 kernel = 3 if b < kernel3 else 1
-                width = planes  # torchvision's bottleneck width at groups=1, width_per_group=64
-                hidden = width
+                hidden = planes  # torchvision's bottleneck width at groups=1, width_per_group=64
                 if kernel == 1 and match_params:
-                    hidden = block.matched_hidden(self.inplanes, planes, width)
+                    hidden = block.matched_hidden(self.inplanes, planes, planes)
                 downsample = None
                 if b == 0 and (stride != 1 or self.inplanes != planes * block.expansion):
                     downsample = nn.Sequential(
@@ -331,7 +336,7 @@ def rf_resnet18(
         preset (Optional[str]): ``full``, ``rf99`` (default), ``rf43`` or ``rf27``.
         kernel3_blocks (Optional[Sequence[int]]): 3x3 blocks per stage, instead of a preset.
         **kwargs: ``cifar_stem``, ``bag_mlp``, ``match_params``, ``zero_init_residual``,
-            ``base_width`` (see :class:`RFResNet`).
+            ``width`` (see :class:`RFResNet`).
 
     Returns:
         RFResNet: the backbone.
@@ -350,7 +355,7 @@ def rf_resnet50(
         preset (Optional[str]): ``full``, ``rf99`` (default), ``rf51``, ``rf35`` or ``rf19``.
         kernel3_blocks (Optional[Sequence[int]]): 3x3 blocks per stage, instead of a preset.
         **kwargs: ``cifar_stem``, ``bag_mlp``, ``match_params``, ``zero_init_residual``,
-            ``base_width``, ``stride_in_1x1`` (see :class:`RFResNet`).
+            ``width``, ``stride_in_1x1`` (see :class:`RFResNet`).
 
     Returns:
         RFResNet: the backbone.

@@ -1,12 +1,14 @@
-"""The runner's evaluation: k-NN and linear probe of every run, at the training resolution."""
+"""The runner's evaluation: k-NN and linear probe of every run, at the training resolution, and
+of the same network at random initialization (the floor that tells whether a run learned)."""
 
 import argparse
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from solo_coplugin.bench.plan import EVAL_RECORD, Run, run_dir
 from solo_coplugin.eval.checkpoint import (
@@ -14,12 +16,33 @@ from solo_coplugin.eval.checkpoint import (
     frozen_from_checkpoint,
     training_crop_size,
 )
-from solo_coplugin.eval.data import describe_transform, load_image_folder
-from solo_coplugin.eval.features import extract
+from solo_coplugin.eval.data import Normalize, describe_transform, load_image_folder, mean_std_for
+from solo_coplugin.eval.features import FrozenBackbone, extract
 from solo_coplugin.eval.knn import SOLO_KNN_K, SOLO_KNN_T, knn_top1
 from solo_coplugin.eval.linear import fit_linear_probe, top1
 
 FEATURES_FILE = "features.pt"
+#: folder (inside a benchmark's folder) of the random-initialization references
+REFERENCE_DIR = "reference"
+
+
+def random_init_model(checkpoint: Path) -> Tuple[FrozenBackbone, DictConfig]:
+    """The backbone of a run as it was before its first step: the run's method built from its
+    ``args.json`` after seeding with the run's seed, as ``main_pretrain.py`` does.
+
+    X and CO-X of one seed start from this same backbone (the CO parts draw from a fork of the
+    RNG), so it is the floor for both.
+    """
+
+    import solo_coplugin  # noqa: F401  (registers the CO methods and backbones)
+    from solo.methods import METHODS
+
+    cfg = OmegaConf.create(json.loads((checkpoint.parent / "args.json").read_text()))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        backbone = METHODS[cfg.method](cfg).backbone
+    normalize = Normalize(*mean_std_for(cfg.data.dataset))
+    return FrozenBackbone(backbone, cfg.backbone.name, normalize), cfg
 
 
 def evaluate_checkpoint(
@@ -28,13 +51,18 @@ def evaluate_checkpoint(
     batch_size: int,
     cache: Dict,
     features_file: Optional[Path] = None,
+    random_init: bool = False,
 ) -> Dict:
     """k-NN top-1 and linear-probe top-1 of one checkpoint, with how they were measured.
 
-    ``features_file`` (optional) keeps the extracted features for later analyses.
+    ``features_file`` (optional) keeps the extracted features for later analyses;
+    ``random_init`` evaluates the run's network before training instead of the checkpoint.
     """
 
-    model, cfg = frozen_from_checkpoint(checkpoint)
+    if random_init:
+        model, cfg = random_init_model(checkpoint)
+    else:
+        model, cfg = frozen_from_checkpoint(checkpoint)
     crop_size = training_crop_size(cfg)
     if crop_size not in cache:  # the splits are loaded once per resolution
         cache[crop_size] = {
@@ -62,7 +90,7 @@ def evaluate_checkpoint(
         "train_images": int(train_x.shape[0]),
         "val_images": int(val_x.shape[0]),
         "feature_dim": int(train_f.shape[1]),
-        "checkpoint": str(checkpoint),
+        "checkpoint": "random initialization" if random_init else str(checkpoint),
         "eval_seconds": round(time.time() - start, 1),
     }
 
@@ -88,3 +116,37 @@ def evaluate_runs(
         record.update({"run": run.name, "method": run.method, "base": run.base, "seed": run.seed})
         record["crop_min_scale"] = run.crop_min_scale
         (directory / EVAL_RECORD).write_text(json.dumps(record, indent=2))
+    evaluate_random_init(runs, out_dir, data, args)
+
+
+def reference_record_path(out_dir: Path, base: str) -> Path:
+    """Where the random-initialization evaluation of a pair's network is recorded."""
+
+    return out_dir / REFERENCE_DIR / f"{base}-random-init" / EVAL_RECORD
+
+
+def evaluate_random_init(
+    runs: List[Run], out_dir: Path, data: Dict[str, Path], args: argparse.Namespace
+) -> None:
+    """Evaluates, once per pair, the base method's network at random initialization (the
+    lowest seed's), from the first trained run of that pair (resumable)."""
+
+    cache: Dict = {}
+    for base in sorted({r.base for r in runs}):
+        record_path = reference_record_path(out_dir, base)
+        trained = [
+            r for r in sorted(runs, key=lambda r: r.seed) if r.base == base and r.method == base
+        ]
+        trained = [r for r in trained if (run_dir(out_dir, r) / "checkpoints").is_dir()]
+        if record_path.exists() or not trained:
+            continue
+        run = trained[0]
+        try:
+            checkpoint = find_checkpoint(run_dir(out_dir, run) / "checkpoints")
+        except FileNotFoundError:
+            continue
+        record = evaluate_checkpoint(checkpoint, data, args.eval_batch_size, cache, None, True)
+        record.update({"run": f"{base}-random-init", "method": base, "base": base})
+        record["seed"] = run.seed
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=2))

@@ -118,6 +118,7 @@ def build_plan(
     crop_min_scales: Sequence[Optional[float]] = (None,),
     co_overrides: Sequence[str] = (),
     config_name_template: str = "co_{base}.yaml",
+    base_overrides: Sequence[str] = (),
 ) -> List[Run]:
     """All runs of a benchmark, X before CO-X for each setting.
 
@@ -129,6 +130,8 @@ def build_plan(
         crop_min_scales (Sequence[Optional[float]]): the large crops' minimum scales to sweep
             (None: the config's).
         co_overrides (Sequence[str]): overrides for the CO runs only (e.g. a local weight).
+        base_overrides (Sequence[str]): overrides for the X runs only (e.g. multi-crop, the
+            control that matches CO-X's step cost).
         config_name_template (str): the config of a pair, from its base method's name.
 
     Returns:
@@ -168,8 +171,7 @@ def build_plan(
                     ]
                 for method in (base, co):
                     extra = [f"method={method}"]
-                    if method == co:
-                        extra += list(co_overrides)
+                    extra += list(co_overrides if method == co else base_overrides)
                     scale_tag = "" if scale is None else f"-cms{scale:g}"
                     name = f"{method}{scale_tag}-s{seed}"
                     runs.append(
@@ -234,6 +236,37 @@ def latest_checkpoint(directory: Path) -> Optional[Path]:
 
     checkpoints = sorted(directory.rglob("*.ckpt"), key=os.path.getmtime)
     return checkpoints[-1] if checkpoints else None
+
+
+def find_reusable_run(
+    run: Run, data: Dict[str, Path], other_dirs: Sequence[Path]
+) -> Optional[Path]:
+    """The folder of a trained run with exactly the same arguments and data in another
+    benchmark (e.g. X of a local-weight sweep is X of the main comparison), or None.
+
+    Args:
+        run (Run): a planned run.
+        data (Dict[str, Path]): this benchmark's data splits.
+        other_dirs (Sequence[Path]): other benchmark folders.
+
+    Returns:
+        Optional[Path]: the trained run's folder.
+    """
+
+    for other in other_dirs:
+        try:
+            other_runs, other_data = load_plan(other)
+        except BenchConfigError:
+            continue
+        if {k: Path(v).resolve() for k, v in other_data.items()} != {
+            k: Path(v).resolve() for k, v in data.items()
+        }:
+            continue
+        for candidate in other_runs:
+            folder = run_dir(Path(other), candidate)
+            if candidate.args == run.args and (folder / TRAIN_RECORD).exists():
+                return folder.resolve()
+    return None
 
 
 def differing_args(a: Run, b: Run) -> Dict[str, List[str]]:

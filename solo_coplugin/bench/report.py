@@ -22,6 +22,43 @@ def mean_spread(values: Sequence[float]) -> Dict:
     }
 
 
+def paired_interval(deltas: Sequence[float], confidence: float = 0.95) -> Dict:
+    """Mean of paired differences with a t-based confidence interval (Student's t with n-1
+    degrees of freedom on the per-seed differences; None below two pairs).
+
+    Args:
+        deltas (Sequence[float]): CO-X minus X, one per seed.
+        confidence (float): the interval's coverage.
+
+    Returns:
+        Dict: ``mean``, ``low``, ``high``, ``n`` and ``confidence``.
+    """
+
+    from scipy import stats
+
+    deltas = list(deltas)
+    interval = {"mean": None, "low": None, "high": None, "n": len(deltas)}
+    interval["confidence"] = confidence
+    if deltas:
+        interval["mean"] = statistics.fmean(deltas)
+    if len(deltas) > 1:
+        half = stats.t.ppf(0.5 + confidence / 2, len(deltas) - 1) * statistics.stdev(deltas)
+        half /= len(deltas) ** 0.5
+        interval["low"], interval["high"] = interval["mean"] - half, interval["mean"] + half
+    return interval
+
+
+def format_interval(interval: Dict) -> str:
+    if interval["mean"] is None:
+        return "-"
+    if interval["low"] is None:
+        return f"{interval['mean']:+.1f} (n=1)"
+    return (
+        f"{interval['mean']:+.1f} [{interval['low']:+.1f}, {interval['high']:+.1f}] "
+        f"(n={interval['n']})"
+    )
+
+
 def format_mean_spread(stats: Dict) -> str:
     if stats["mean"] is None:
         return "-"
@@ -77,13 +114,67 @@ def summarize(records: List[Dict]) -> List[Dict]:
         for metric, _ in METRICS:
             deltas = [by_method[co][s][metric] - by_method[base][s][metric] for s in paired_seeds]
             row[f"delta:{metric}"] = mean_spread(deltas)
+            row[f"delta_ci:{metric}"] = paired_interval(deltas)
+            row[f"deltas:{metric}"] = dict(zip(paired_seeds, deltas))
         row["seeds"] = paired_seeds
         summary.append(row)
     return summary
 
 
+def floor_table(summary: List[Dict], references: Dict[str, Dict]) -> List[str]:
+    """The same network at random initialization, and how far above it each method ended:
+    a method that has not learned cannot tell whether CO-SSL helps."""
+
+    bases = [row["base"] for row in summary if row["base"] in references]
+    if not bases:
+        return []
+    lines = [
+        "",
+        "Floor: the same network at random initialization (the lowest seed's), evaluated the "
+        "same way; X and CO-X above it, in linear top-1 points:",
+        "",
+        "| network | random-init k-NN | random-init linear | X above floor | CO-X above floor |",
+        "|---|---|---|---|---|",
+    ]
+    for row in summary:
+        base = row["base"]
+        if base not in references:
+            continue
+        floor = references[base]
+        above = []
+        for method in (base, f"co_{base}"):
+            mean = row[f"{method}:linear_top1"]["mean"]
+            above.append("-" if mean is None else f"{mean - floor['linear_top1']:+.1f}")
+        scale = (
+            "" if row["crop_min_scale"] is None else f", crop_min_scale {row['crop_min_scale']:g}"
+        )
+        lines.append(
+            f"| {base}'s network{scale} | {floor['knn_top1']:.1f} | {floor['linear_top1']:.1f} | "
+            + " | ".join(above)
+            + " |"
+        )
+    return lines
+
+
+def collect_references(out_dir: Path) -> Dict[str, Dict]:
+    """The random-initialization evaluations of a benchmark, by base method."""
+
+    from solo_coplugin.bench.evaluate import REFERENCE_DIR
+
+    references = {}
+    for path in sorted((out_dir / REFERENCE_DIR).glob(f"*/{EVAL_RECORD}")):
+        record = json.loads(path.read_text())
+        references[record["base"]] = record
+    return references
+
+
 def write_tables(
-    records: List[Dict], summary: List[Dict], out_dir: Path, title: str, num_planned: int
+    records: List[Dict],
+    summary: List[Dict],
+    out_dir: Path,
+    title: str,
+    num_planned: int,
+    references: Optional[Dict[str, Dict]] = None,
 ) -> None:
     fields = [
         "run",
@@ -105,8 +196,13 @@ def write_tables(
         writer = csv.DictWriter(f, fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
+    references = references or {}
     (out_dir / "results.json").write_text(
-        json.dumps({"summary": summary, "runs": records}, indent=2, default=str)
+        json.dumps(
+            {"summary": summary, "runs": records, "random_init": references},
+            indent=2,
+            default=str,
+        )
     )
 
     lines = [f"# {title}", ""]
@@ -125,25 +221,29 @@ def write_tables(
             "cosine (solo-learn's). Linear probe: L-BFGS logistic regression on standardized "
             "frozen features, weight decay chosen on a 20% hold-out.",
             "",
-            "Mean ± standard deviation over seeds; Δ = CO-X minus X on the same seed (paired).",
+            "Mean ± standard deviation over seeds; Δ = CO-X minus X on the same seed (paired), "
+            "its mean with a 95% confidence interval from Student's t on the per-seed "
+            "differences (n-1 degrees of freedom).",
             "",
-            "| pair | crop_min_scale | X k-NN | CO-X k-NN | Δ k-NN | X linear | CO-X linear | Δ linear |",
+            "| pair | crop_min_scale | Δ linear [95% CI] | Δ k-NN [95% CI] | X linear | CO-X linear "
+            "| X k-NN | CO-X k-NN |",
             "|---|---|---|---|---|---|---|---|",
         ]
     for row in summary:
         base, co = row["base"], f"co_{row['base']}"
         scale = "config" if row["crop_min_scale"] is None else f"{row['crop_min_scale']:g}"
         cells = [
-            format_mean_spread(row[f"{base}:knn_top1"]),
-            format_mean_spread(row[f"{co}:knn_top1"]),
-            format_mean_spread(row["delta:knn_top1"]),
+            format_interval(row["delta_ci:linear_top1"]),
+            format_interval(row["delta_ci:knn_top1"]),
             format_mean_spread(row[f"{base}:linear_top1"]),
             format_mean_spread(row[f"{co}:linear_top1"]),
-            format_mean_spread(row["delta:linear_top1"]),
+            format_mean_spread(row[f"{base}:knn_top1"]),
+            format_mean_spread(row[f"{co}:knn_top1"]),
         ]
         lines.append(f"| {base} vs {co} | {scale} | " + " | ".join(cells) + " |")
     if any(row["delta:linear_top1"]["n"] < 2 for row in summary):
         lines += ["", "Rows with n=1 are single runs: not a result, only a progress report."]
+    lines += floor_table(summary, references)
     lines += ["", "## Runs", "", "| run | k-NN top-1 | linear top-1 | probe wd | train min |"]
     lines += ["|---|---|---|---|---|"]
     for r in records:
@@ -210,6 +310,53 @@ def plot(records: List[Dict], out_dir: Path, runs: Sequence[Run], title: str) ->
     fig.tight_layout()
     fig.savefig(out_dir / "curves.png", dpi=120)
     plt.close(fig)
+
+
+def plot_paired_differences(summary: List[Dict], out_dir: Path, title: str) -> Optional[Path]:
+    """``differences.png``: each seed's CO-X minus X (dots), their mean and 95% t interval, and
+    the zero line, per pair/setting and metric; None when no pair is complete."""
+
+    rows = [row for row in summary if row["seeds"]]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 3.8), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], METRICS):
+        names = []
+        for i, row in enumerate(rows):
+            deltas = list(row[f"deltas:{metric}"].values())
+            ax.scatter([i] * len(deltas), deltas, color="tab:orange", s=20, zorder=3)
+            interval = row[f"delta_ci:{metric}"]
+            if interval["low"] is not None:
+                ax.errorbar(
+                    i + 0.15,
+                    interval["mean"],
+                    yerr=[
+                        [interval["mean"] - interval["low"]],
+                        [interval["high"] - interval["mean"]],
+                    ],
+                    fmt="s",
+                    color="black",
+                    capsize=4,
+                    markersize=4,
+                )
+            scale = "" if row["crop_min_scale"] is None else f"\ncms {row['crop_min_scale']:g}"
+            names.append(f"co_{row['base']} - {row['base']}{scale}")
+        ax.axhline(0.0, color="grey", linewidth=1, linestyle="--")
+        ax.set_xticks(range(len(rows)), names, fontsize=8)
+        ax.set_xlim(-0.6, len(rows) - 0.4)
+        ax.set_ylabel(f"Δ {label} (points)")
+        ax.set_title(f"{label}: per-seed CO-X minus X (dots), mean and 95% t-CI", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "differences.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_crop_scales(records: List[Dict], out_dir: Path, title: str) -> Optional[Path]:
@@ -285,13 +432,15 @@ def smooth(points, num_windows: int = 40):
 
 
 def write_report(runs: Sequence[Run], out_dir: Path, title: Optional[str] = None) -> List[Dict]:
-    """Writes results.{md,csv,json}, accuracy.png, curves.png and, for a ``crop_min_scale``
-    sweep, crop_scale.png into ``out_dir``."""
+    """Writes results.{md,csv,json}, accuracy.png, differences.png, curves.png and, for a
+    ``crop_min_scale`` sweep, crop_scale.png into ``out_dir``."""
 
     title = title or f"Head-to-head: {out_dir.name}"
     records = collect(runs, out_dir)
     summary = summarize(records)
-    write_tables(records, summary, out_dir, title, num_planned=len(runs))
+    references = collect_references(out_dir)
+    write_tables(records, summary, out_dir, title, len(runs), references)
     plot(records, out_dir, runs, title)
+    plot_paired_differences(summary, out_dir, title)
     plot_crop_scales(records, out_dir, title)
     return summary

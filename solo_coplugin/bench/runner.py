@@ -28,6 +28,7 @@ from solo_coplugin.bench.plan import (
     Run,
     build_plan,
     cpu_or_gpu_overrides,
+    find_reusable_run,
     latest_checkpoint,
     num_large_crop_pipelines,
     parse_pairs,
@@ -78,7 +79,27 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     runs.add_argument("--config-name-template", default="co_{base}.yaml")
     runs.add_argument("--override", nargs="*", default=[], help="Hydra overrides for all runs")
     runs.add_argument("--co-override", nargs="*", default=[], help="overrides for CO runs only")
+    runs.add_argument(
+        "--base-override",
+        nargs="*",
+        default=[],
+        help="overrides for the X runs only (e.g. multi-crop as a control at CO-X's step cost)",
+    )
+    runs.add_argument(
+        "--reuse-from",
+        nargs="*",
+        default=[],
+        help="other benchmark folders whose trained runs with exactly the same arguments and "
+        "data are reused (linked) instead of trained again",
+    )
     runs.add_argument("--num-workers", type=int, default=2)
+    runs.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at once, each with cores/jobs torch threads (on a CPU machine, 2 "
+        "one-thread runs train faster together than one after the other with 2 threads)",
+    )
     device = parser.add_argument_group("device")
     device.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     device.add_argument("--devices", default="1")
@@ -188,6 +209,7 @@ def make_plan(args: argparse.Namespace, train_path: Path) -> List[Run]:
         crop_min_scales=scales,
         co_overrides=args.co_override,
         config_name_template=args.config_name_template,
+        base_overrides=args.base_override,
     )
     overrides = common_overrides(args, train_path)
     config_dir = resolve_config_dir(args.config_path)
@@ -219,9 +241,9 @@ def logged_steps(step_log: Path) -> int:
 def checkpoint_step(checkpoint: Path) -> int:
     """The optimizer step a Lightning checkpoint was saved at."""
 
-    import torch
+    from solo_coplugin.eval.checkpoint import load_checkpoint
 
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"])
+    return int(load_checkpoint(checkpoint)["global_step"])
 
 
 def truncate_step_log(step_log: Path, last_step: int) -> None:
@@ -236,64 +258,130 @@ def truncate_step_log(step_log: Path, last_step: int) -> None:
     step_log.write_text("".join(line + "\n" for line in kept))
 
 
-def train(run: Run, solo_root: Path, out_dir: Path, bar, steps_per_run: int) -> Dict:
-    """Trains one run (or resumes it from its last checkpoint) and records how."""
+class Training:
+    """One run being trained (or resumed from its last checkpoint) by ``main_pretrain.py``, in a
+    subprocess; several can run at once (``--jobs``)."""
 
-    directory = run_dir(out_dir, run)
-    directory.mkdir(parents=True, exist_ok=True)
-    args = list(run.args) + [
-        f"checkpoint.dir={directory / 'checkpoints'}",
-        f"++default_root_dir={directory}",
-    ]
-    resumed_from = latest_checkpoint(directory / "checkpoints")
-    resumed_steps = 0 if resumed_from is None else checkpoint_step(resumed_from)
-    # an interrupted run trains (and logs) again the steps after its last checkpoint, or all of
-    # them when it stopped before the first one
-    truncate_step_log(directory / STEP_LOG, resumed_steps)
-    done_before = bar.n
-    bar.initial += resumed_steps  # the rate and ETA count the steps trained now only
-    bar.n = done_before + resumed_steps
-    if resumed_from is not None:
-        # quoted: solo-learn's checkpoint names contain '=' (ep=N), which Hydra would parse
-        args.append(f"++resume_from_checkpoint='{resumed_from}'")
-    command = [sys.executable, str(solo_root / "main_pretrain.py"), *args]
-    env = {**os.environ, STEP_LOG_ENV: str(directory / STEP_LOG), "HYDRA_FULL_ERROR": "1"}
-    start = time.time()
-    with open(directory / "train.log", "a") as log:
-        log.write(f"$ {shlex.join(command)}\n")
-        log.flush()
-        process = subprocess.Popen(
-            command, cwd=directory, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            while process.poll() is None:
-                time.sleep(5)
-                bar.n = done_before + min(logged_steps(directory / STEP_LOG), steps_per_run)
-                bar.refresh()
-        except BaseException:  # interrupted: stop the run too; its checkpoints allow a resume
-            process.terminate()
-            process.wait()
-            raise
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"{run.name} failed (exit {process.returncode}); see {directory / 'train.log'}"
-        )
-    bar.n = done_before + steps_per_run
-    bar.refresh()
-    record = {
-        "run": run.name,
-        "method": run.method,
-        "base": run.base,
-        "seed": run.seed,
-        "crop_min_scale": run.crop_min_scale,
-        "command": shlex.join(command),
-        "cwd": str(directory),
-        "resumed_from": str(resumed_from) if resumed_from else None,
-        "wall_seconds": round(time.time() - start, 1),
-        "checkpoint": str(latest_checkpoint(directory / "checkpoints")),
-    }
-    (directory / TRAIN_RECORD).write_text(json.dumps(record, indent=2))
-    return record
+    def __init__(self, run: Run, solo_root: Path, out_dir: Path, threads: Optional[int] = None):
+        self.run = run
+        self.directory = run_dir(out_dir, run)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = list(run.args) + [
+            f"checkpoint.dir={self.directory / 'checkpoints'}",
+            f"++default_root_dir={self.directory}",
+        ]
+        self.resumed_from = latest_checkpoint(self.directory / "checkpoints")
+        #: steps trained before this process started
+        self.resumed_steps = 0 if self.resumed_from is None else checkpoint_step(self.resumed_from)
+        # an interrupted run trains (and logs) again the steps after its last checkpoint, or all
+        # of them when it stopped before the first one
+        truncate_step_log(self.directory / STEP_LOG, self.resumed_steps)
+        if self.resumed_from is not None:
+            # quoted: solo-learn's checkpoint names contain '=' (ep=N), which Hydra would parse
+            args.append(f"++resume_from_checkpoint='{self.resumed_from}'")
+        self.command = [sys.executable, str(solo_root / "main_pretrain.py"), *args]
+        env = {**os.environ, STEP_LOG_ENV: str(self.directory / STEP_LOG), "HYDRA_FULL_ERROR": "1"}
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
+        self.start = time.time()
+        with open(self.directory / "train.log", "a") as log:
+            log.write(f"$ {shlex.join(self.command)}\n")
+            log.flush()
+            self.process = subprocess.Popen(
+                self.command, cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def steps_done(self, steps_per_run: int) -> int:
+        return min(logged_steps(self.directory / STEP_LOG), steps_per_run)
+
+    def stop(self) -> None:
+        """Stops the process; its checkpoints allow a resume."""
+
+        self.process.terminate()
+        self.process.wait()
+
+    def finish(self) -> Dict:
+        """Records how the run was trained, once its process has ended successfully."""
+
+        if self.process.returncode != 0:
+            raise RuntimeError(
+                f"{self.run.name} failed (exit {self.process.returncode}); see "
+                f"{self.directory / 'train.log'}"
+            )
+        record = {
+            "run": self.run.name,
+            "method": self.run.method,
+            "base": self.run.base,
+            "seed": self.run.seed,
+            "crop_min_scale": self.run.crop_min_scale,
+            "command": shlex.join(self.command),
+            "cwd": str(self.directory),
+            "resumed_from": str(self.resumed_from) if self.resumed_from else None,
+            "wall_seconds": round(time.time() - self.start, 1),
+            "checkpoint": str(latest_checkpoint(self.directory / "checkpoints")),
+        }
+        (self.directory / TRAIN_RECORD).write_text(json.dumps(record, indent=2))
+        return record
+
+
+def train_all(
+    todo: Sequence[Run],
+    solo_root: Path,
+    out_dir: Path,
+    bar,
+    steps_per_run: int,
+    jobs: int = 1,
+    on_trained=None,
+    poll_seconds: float = 5.0,
+) -> List[Dict]:
+    """Trains the runs, ``jobs`` at a time, keeping ``bar`` (a tqdm bar over all their steps)
+    up to date; ``on_trained`` is called after each run.
+
+    With several jobs each run gets ``cores / jobs`` torch threads (at least one) unless
+    ``OMP_NUM_THREADS`` is set: torch runs against each other with all cores' threads thrash.
+    """
+
+    threads = None
+    if jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending, running, records, finished_steps = list(todo), [], [], 0
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                training = Training(pending.pop(0), solo_root, out_dir, threads)
+                bar.initial += training.resumed_steps  # the rate and ETA count new steps only
+                running.append(training)
+            time.sleep(poll_seconds if running else 0)
+            for training in [t for t in running if t.process.poll() is not None]:
+                running.remove(training)
+                records.append(training.finish())
+                finished_steps += steps_per_run
+                if on_trained is not None:
+                    on_trained()
+            bar.n = finished_steps + sum(t.steps_done(steps_per_run) for t in running)
+            bar.set_postfix_str(", ".join(t.run.name for t in running))
+            bar.refresh()
+    except BaseException:  # interrupted: stop the runs too; their checkpoints allow a resume
+        for training in running:
+            training.stop()
+        raise
+    return records
+
+
+def link_reusable_runs(
+    runs: Sequence[Run], out_dir: Path, data: Dict[str, Path], other_dirs: Sequence[Path]
+) -> None:
+    """Links each untrained run to an identical trained run of another benchmark, if any."""
+
+    for run in runs:
+        directory = run_dir(out_dir, run)
+        if directory.exists() or directory.is_symlink():
+            continue
+        reusable = find_reusable_run(run, data, other_dirs)
+        if reusable is not None:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            directory.symlink_to(reusable, target_is_directory=True)
+            print(f"{run.name}: reused from {reusable}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -339,17 +427,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             evaluate_runs(ready, out_dir, data, args)
             write_report(runs, out_dir)
 
+    link_reusable_runs(runs, out_dir, data, [Path(d) for d in args.reuse_from])
     todo = [r for r in runs if not (run_dir(out_dir, r) / TRAIN_RECORD).exists()]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already trained; {steps_per_run} steps each")
     report_finished_pairs()
     with tqdm(total=steps_per_run * len(todo), unit="step", desc="pretraining") as bar:
-        for run in todo:
-            bar.set_postfix_str(run.name)
-            train(run, solo_root, out_dir, bar, steps_per_run)
-            report_finished_pairs()
+        train_all(todo, solo_root, out_dir, bar, steps_per_run, args.jobs, report_finished_pairs)
 
     evaluate_runs(runs, out_dir, data, args)
     write_report(runs, out_dir)
+    print((out_dir / "results.md").read_text().split("\n## Runs")[0].rstrip())
+    print(f"\nResults, plots and commands: {out_dir}")
 
 
 if __name__ == "__main__":

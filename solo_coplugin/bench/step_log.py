@@ -1,10 +1,13 @@
-"""A per-step training log for the head-to-head runner, attached to solo-learn's own Trainer.
+"""The head-to-head runner's callbacks, attached to solo-learn's own Trainer: a per-step
+training log, and the random generators' states in checkpoints.
 
 ``main_pretrain.py`` builds its Trainer without a logger when wandb is off, so the runner could
-neither draw training curves nor show progress. Lightning loads callbacks from the
+neither draw training curves nor show progress; and a base method resumed from a checkpoint would
+not continue the run it was (Lightning does not restore the random generators, see
+``solo_coplugin.core.rng``; CO methods save them themselves). Lightning loads callbacks from the
 ``lightning.pytorch.callbacks_factory`` entry point of installed packages; this package's factory
-returns :class:`StepLog` only when ``SOLO_CO_STEP_LOG`` names a file (the runner sets it), and
-nothing otherwise, so other Lightning programs are unaffected.
+returns :class:`StepLog` and :class:`RngStatesInCheckpoint` only when ``SOLO_CO_STEP_LOG`` names a
+file (the runner sets it), and nothing otherwise, so other Lightning programs are unaffected.
 """
 
 import csv
@@ -14,6 +17,8 @@ import time
 from typing import Any, Dict, List
 
 from lightning.pytorch.callbacks import Callback
+
+from solo_coplugin.core.rng import RngStatesOnResume, capture_rng_states
 
 STEP_LOG_ENV = "SOLO_CO_STEP_LOG"
 
@@ -62,8 +67,27 @@ class StepLog(Callback):
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
 
 
+class RngStatesInCheckpoint(Callback):
+    """Saves the random generators' states in each checkpoint and restores them on resume, so
+    that a resumed X run continues the same run, as a resumed CO-X run does."""
+
+    def __init__(self):
+        super().__init__()
+        self.on_resume = RngStatesOnResume()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return capture_rng_states()
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.on_resume.load(state_dict)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.on_resume.restore_pending()
+
+
 def callbacks() -> List[Callback]:
-    """Lightning's callbacks factory: a StepLog when ``SOLO_CO_STEP_LOG`` is set, else nothing."""
+    """Lightning's callbacks factory: the runner's callbacks when ``SOLO_CO_STEP_LOG`` is set,
+    else nothing."""
 
     path = os.environ.get(STEP_LOG_ENV)
-    return [StepLog(path)] if path else []
+    return [StepLog(path), RngStatesInCheckpoint()] if path else []

@@ -7,9 +7,16 @@ re-implementing each backbone's forward pass, :class:`FeatureMapTap` registers a
 the module that produces them and keeps its output: the backbone runs exactly once, unchanged,
 so the global features (and the online linear probe, kNN, UMAP, ``main_linear.py``) stay what
 solo-learn computes, bit for bit (a ViT's global feature stays its class token).
+
+The tap can also read an earlier stage (``method_kwargs.local_stage``): a ResNet's ``layer2`` or
+``layer3``, a ViT's ``blocks.<i>`` (its tokens after block ``i``), a Swin's ``layers.<i>``, a
+ConvNeXt's ``stages.<i>``. The hook only keeps a reference to that stage's output, which autograd
+keeps anyway as the next stage's input: no copy, no second pass, and the global features and
+their gradient path are those of the unchanged backbone; the local heads add a second consumer
+of the stage's output, so their gradient reaches that stage and the layers below it only.
 """
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -21,6 +28,12 @@ SUPPORTED_BACKBONES = (
     "ViTs (vit_tiny, vit_small, vit_base, vit_large: patch tokens), Swin (swin_*) and ConvNeXt "
     "(convnext_*)"
 )
+
+
+#: the ResNet stages that can hold the local representations (layer1: too many positions)
+RESNET_LOCAL_STAGES = ("layer2", "layer3", "layer4")
+
+Stage = Tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]
 
 
 class UnsupportedBackboneError(CoConfigError):
@@ -57,26 +70,31 @@ class _PatchTokensToMap:
         return patches.view(b, side, side, d).permute(0, 3, 1, 2)
 
 
-def find_spatial_stage(
-    backbone: nn.Module, backbone_name: str = "?"
-) -> Tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
-    """Finds the module whose output holds the local representations, and how to read them.
+def spatial_stages(backbone: nn.Module, backbone_name: str = "?") -> Dict[str, Stage]:
+    """The stages whose output can hold the local representations, in forward order.
+
+    The last entry is the map the backbone pools (the default stage).
 
     Args:
         backbone (nn.Module): the backbone as solo-learn builds it (``fc`` already removed).
         backbone_name (str): ``backbone.name``, for the error message.
 
     Returns:
-        Tuple[nn.Module, Callable]: the module to tap (a ResNet's ``layer4``, a ViT's or Swin's
-        final ``norm``, a ConvNeXt's ``norm_pre``) and the function that turns its output into a
-        ``B x C x H x W`` map.
+        Dict[str, Stage]: stage name -> (the module to tap, the function that turns its output
+        into a ``B x C x H x W`` map). ResNets: ``layer2``, ``layer3``, ``layer4``; ViTs:
+        ``blocks.0`` ... and ``norm`` (the final tokens); Swin: ``layers.0`` ... and ``norm``;
+        ConvNeXt: ``stages.0`` ... and ``norm_pre``.
     """
 
     kind = type(backbone).__name__
     if isinstance(getattr(backbone, "layer4", None), nn.Module) and isinstance(
         getattr(backbone, "avgpool", None), nn.AdaptiveAvgPool2d
     ):
-        return backbone.layer4, _identity
+        return {
+            name: (getattr(backbone, name), _identity)
+            for name in RESNET_LOCAL_STAGES
+            if isinstance(getattr(backbone, name, None), nn.Module)
+        }
     if hasattr(backbone, "patch_embed") and hasattr(backbone, "blocks"):  # timm ViT
         if not getattr(backbone, "num_prefix_tokens", 1) < _num_tokens(backbone):
             raise UnsupportedBackboneError(
@@ -84,16 +102,66 @@ def find_spatial_stage(
                 "representations. Fix: a ViT that keeps its patch tokens (vit_tiny, vit_small)."
             )
         converter = _PatchTokensToMap(getattr(backbone, "num_prefix_tokens", 1), backbone_name)
-        return backbone.norm, converter
+        return _numbered("blocks", backbone.blocks, converter, ("norm", backbone.norm))
     if kind == "SwinTransformer" and hasattr(backbone, "norm"):  # timm Swin: NHWC output
-        return backbone.norm, _nhwc_to_nchw
+        return _numbered("layers", backbone.layers, _nhwc_to_nchw, ("norm", backbone.norm))
     if hasattr(backbone, "stages") and hasattr(backbone, "norm_pre"):  # timm ConvNeXt
-        return backbone.norm_pre, _identity
+        return _numbered("stages", backbone.stages, _identity, ("norm_pre", backbone.norm_pre))
     raise UnsupportedBackboneError(
         f"backbone.name={backbone_name} ({kind}) has no spatial feature map that solo-coplugin "
         f"can read; CO methods support {SUPPORTED_BACKBONES}. "
         "Fix: backbone.name=resnet18 (or resnet18_cifar for small images)."
     )
+
+
+def _numbered(prefix: str, modules: nn.Module, converter, last: Tuple[str, nn.Module]):
+    stages = {f"{prefix}.{i}": (module, converter) for i, module in enumerate(modules)}
+    stages[last[0]] = (last[1], converter)
+    return stages
+
+
+def resolve_stage(stages: Dict[str, Stage], stage: Optional[str], backbone_name: str = "?") -> str:
+    """The name of the stage to tap: ``stage``, or the last one when it is None.
+
+    Args:
+        stages (Dict[str, Stage]): what :func:`spatial_stages` returns.
+        stage (Optional[str]): ``method_kwargs.local_stage``.
+        backbone_name (str): ``backbone.name``, for the message.
+
+    Returns:
+        str: a key of ``stages``.
+    """
+
+    last = list(stages)[-1]
+    if stage is None:
+        return last
+    if stage not in stages:
+        raise CoConfigError(
+            f"method_kwargs.local_stage={stage!r} is not a stage of backbone.name={backbone_name}"
+            f"; choose one of {', '.join(stages)} (null: {last}, the map the backbone pools). "
+            f"Fix: method_kwargs.local_stage=null, or one of those names."
+        )
+    return stage
+
+
+def find_spatial_stage(
+    backbone: nn.Module, backbone_name: str = "?", stage: Optional[str] = None
+) -> Stage:
+    """Finds the module whose output holds the local representations, and how to read them.
+
+    Args:
+        backbone (nn.Module): the backbone as solo-learn builds it (``fc`` already removed).
+        backbone_name (str): ``backbone.name``, for the error message.
+        stage (Optional[str]): a stage name of :func:`spatial_stages`; None: the last stage.
+
+    Returns:
+        Tuple[nn.Module, Callable]: the module to tap (by default a ResNet's ``layer4``, a ViT's
+        or Swin's final ``norm``, a ConvNeXt's ``norm_pre``) and the function that turns its
+        output into a ``B x C x H x W`` map.
+    """
+
+    stages = spatial_stages(backbone, backbone_name)
+    return stages[resolve_stage(stages, stage, backbone_name)]
 
 
 def _num_tokens(backbone: nn.Module) -> int:
@@ -107,13 +175,24 @@ class FeatureMapTap:
     Args:
         backbone (nn.Module): the backbone to tap.
         backbone_name (str): ``backbone.name``, for error messages.
+        stage (Optional[str]): the stage to read (``method_kwargs.local_stage``, see
+            :func:`spatial_stages`); None: the map the backbone pools.
+
+    Attributes:
+        stage (str): the name of the tapped stage.
+        last_stage (str): the name of the map the backbone pools (the default stage).
+        is_last_stage (bool): whether the tapped stage is that one.
     """
 
-    def __init__(self, backbone: nn.Module, backbone_name: str = "?"):
+    def __init__(self, backbone: nn.Module, backbone_name: str = "?", stage: Optional[str] = None):
         self.backbone_name = backbone_name
         self._last: Optional[torch.Tensor] = None
-        stage, self._to_map = find_spatial_stage(backbone, backbone_name)
-        self._handle = stage.register_forward_hook(self._keep)
+        stages = spatial_stages(backbone, backbone_name)
+        self.stage = resolve_stage(stages, stage, backbone_name)
+        self.last_stage = list(stages)[-1]
+        self.is_last_stage = self.stage == self.last_stage
+        module, self._to_map = stages[self.stage]
+        self._handle = module.register_forward_hook(self._keep)
 
     def _keep(self, module: nn.Module, inputs, output: torch.Tensor) -> None:
         self._last = output
@@ -141,10 +220,10 @@ class FeatureMapTap:
 
 
 @torch.no_grad()
-def measure_feature_map_size(
+def measure_feature_map_shape(
     backbone: nn.Module, tap: FeatureMapTap, crop_size: int, in_channels: int = 3
-) -> Tuple[int, int]:
-    """Measures the (H, W) of the tapped feature map for square crops of ``crop_size`` pixels.
+) -> Tuple[int, int, int]:
+    """Measures the (C, H, W) of the tapped feature map for square crops of ``crop_size`` pixels.
 
     Runs one forward pass in eval mode on a zero image, so BatchNorm statistics and the
     training mode of the backbone are left as they were.
@@ -156,7 +235,7 @@ def measure_feature_map_size(
         in_channels (int): input channels.
 
     Returns:
-        Tuple[int, int]: feature-map height and width.
+        Tuple[int, int, int]: feature-map channels, height and width.
     """
 
     was_training = backbone.training
@@ -173,5 +252,18 @@ def measure_feature_map_size(
         ) from error
     finally:
         backbone.train(was_training)
-    feature_map = tap.pop()
-    return int(feature_map.shape[-2]), int(feature_map.shape[-1])
+    c, h, w = tap.pop().shape[-3:]
+    return int(c), int(h), int(w)
+
+
+def measure_feature_map_size(
+    backbone: nn.Module, tap: FeatureMapTap, crop_size: int, in_channels: int = 3
+) -> Tuple[int, int]:
+    """Measures the (H, W) of the tapped feature map for square crops of ``crop_size`` pixels
+    (see :func:`measure_feature_map_shape`).
+
+    Returns:
+        Tuple[int, int]: feature-map height and width.
+    """
+
+    return measure_feature_map_shape(backbone, tap, crop_size, in_channels)[1:]

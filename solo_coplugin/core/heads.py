@@ -17,21 +17,42 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def clone_head(head: nn.Module) -> nn.Module:
+def clone_head(head: nn.Module, in_features: Optional[int] = None) -> nn.Module:
     """Builds a head with the same layers as ``head`` and freshly initialised weights.
 
     Args:
         head (nn.Module): a global head (projector, predictor, ...).
+        in_features (Optional[int]): input size of the copy, for local representations with
+            another channel count than the global ones (an earlier stage); None: ``head``'s.
 
     Returns:
         nn.Module: an independent copy, re-initialised with each layer's own initialiser.
     """
 
     local_head = copy.deepcopy(head)
+    if in_features is not None:
+        local_head = _with_in_features(local_head, in_features)
     for module in local_head.modules():
         if module is not local_head and hasattr(module, "reset_parameters"):
             module.reset_parameters()
     return local_head
+
+
+def _with_in_features(head: nn.Module, in_features: int) -> nn.Module:
+    """``head`` with its first ``nn.Linear`` (the layer that reads the input) replaced by one
+    that reads ``in_features`` (unchanged when it already does)."""
+
+    for name, module in head.named_modules():
+        if isinstance(module, nn.Linear):
+            if module.in_features == in_features:
+                return head
+            resized = nn.Linear(in_features, module.out_features, bias=module.bias is not None)
+            if not name:
+                return resized
+            parent, _, child = name.rpartition(".")
+            setattr(head.get_submodule(parent), child, resized)
+            return head
+    raise ValueError(f"a head that reads another input size must start with nn.Linear: {head}")
 
 
 def pool_to_grid(feature_map: torch.Tensor, local_grid: Optional[int]) -> torch.Tensor:
@@ -70,7 +91,9 @@ def feature_map_to_rows(
     return rows, h * w
 
 
-def clone_head_with_hidden_dim(head: nn.Sequential, hidden_dim: int) -> nn.Sequential:
+def clone_head_with_hidden_dim(
+    head: nn.Sequential, hidden_dim: int, in_features: Optional[int] = None
+) -> nn.Sequential:
     """A head with the layers of ``head`` but ``hidden_dim`` units in its hidden layers.
 
     For a "slim" local head: the input and output sizes stay those of the global head, every
@@ -79,6 +102,7 @@ def clone_head_with_hidden_dim(head: nn.Sequential, hidden_dim: int) -> nn.Seque
     Args:
         head (nn.Sequential): an MLP head of ``nn.Linear``, ``nn.BatchNorm1d`` and activations.
         hidden_dim (int): the new hidden width.
+        in_features (Optional[int]): input size (an earlier stage's channels); None: ``head``'s.
 
     Returns:
         nn.Sequential: the slim head.
@@ -94,9 +118,10 @@ def clone_head_with_hidden_dim(head: nn.Sequential, hidden_dim: int) -> nn.Seque
     width = None
     for i, layer in enumerate(head):
         if isinstance(layer, nn.Linear):
-            in_features = layer.in_features if i == linears[0] else hidden_dim
+            first_in = layer.in_features if in_features is None else in_features
+            layer_in = first_in if i == linears[0] else hidden_dim
             out_features = layer.out_features if i == linears[-1] else hidden_dim
-            layers.append(nn.Linear(in_features, out_features, bias=layer.bias is not None))
+            layers.append(nn.Linear(layer_in, out_features, bias=layer.bias is not None))
             width = out_features
         elif isinstance(layer, nn.BatchNorm1d):
             layers.append(nn.BatchNorm1d(width, affine=layer.affine))

@@ -19,7 +19,13 @@ what this module does (see ``shared/design/co-ssl.md`` and the README):
 - CO-SimCLR: the global side is a stop-gradient target by default
   (``method_kwargs.local_target_grad: false``); its negatives are the other images' global
   projections of both views, gathered over devices; the same image's global projection of the
-  anchor's own view is neither positive nor negative.
+  anchor's own view is neither positive nor negative;
+- methods whose global target is a nearest neighbour (NNBYOL, NNSiam, NNCLR): the local
+  representations of view ``v`` are aligned with the very neighbour that the global loss uses
+  for the other view (found in the support queue before this step's enqueue); local outputs
+  are never enqueued, so the support set stays the one the base method builds;
+- CO-ReSSL keeps ReSSL's asymmetry: only the locals of the strongly augmented views are
+  students, the weakly augmented view's relation distribution is the teacher.
 """
 
 from typing import Callable, Iterator, Sequence, Tuple
@@ -175,18 +181,37 @@ def co_mocov3_local_loss(
         torch.Tensor: the local loss.
     """
 
+    return _cross_view_info_nce(local_q, keys, temperature, scale=2 * temperature)
+
+
+def _cross_view_info_nce(
+    local: Sequence[torch.Tensor],
+    keys: Sequence[torch.Tensor],
+    temperature: float,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """InfoNCE of local anchors against the other view's keys, gathered over devices.
+
+    The anchor at each position of view ``v`` of image ``b`` has the key of image ``b`` in view
+    ``t != v`` as positive and the keys of the other images in view ``t`` as negatives; cosine
+    similarities over ``temperature``, keys without gradient. Each pair's cross-entropy is
+    multiplied by ``scale``; averaged over positions, images and cross-view pairs.
+    """
+
     batch_size = keys[0].size(0)
     offset = batch_size * (dist.get_rank() if is_distributed() else 0)
     labels = torch.arange(batch_size, device=keys[0].device) + offset
-    gathered = [gather(F.normalize(k, dim=-1).detach()) for k in keys]
+    # in float32: F.normalize divides by max(norm, 1e-12), and 1e-12 is 0 in float16, so a
+    # zero key (MoCo v3's last BatchNorm has no affine: a batch of identical images gives
+    # one) would be 0 / 0 under fp16 autocast
+    gathered = [gather(F.normalize(k.float(), dim=-1).detach()) for k in keys]
     losses = []
-    for anchor, target in cross_view_pairs(len(local_q), len(keys)):
-        query = F.normalize(local_q[anchor], dim=-1)  # B x N x D
+    for anchor, target in cross_view_pairs(len(local), len(keys)):
+        query = F.normalize(local[anchor].float(), dim=-1)  # B x N x D
         logits = torch.einsum("bnd,md->bmn", query, gathered[target]) / temperature
         num_positions = query.size(1)
         losses.append(
-            F.cross_entropy(logits, labels.unsqueeze(1).expand(-1, num_positions))
-            * (2 * temperature)
+            F.cross_entropy(logits, labels.unsqueeze(1).expand(-1, num_positions)) * scale
         )
     return torch.stack(losses).mean()
 
@@ -256,6 +281,130 @@ def co_dino_local_loss(
     for anchor, target in cross_view_pairs(len(local_logits), len(teacher_logits)):
         log_student = F.log_softmax(local_logits[anchor] / student_temperature, dim=-1)
         losses.append(torch.sum(-teacher[target].unsqueeze(1) * log_student, dim=-1).mean())
+    return torch.stack(losses).mean()
+
+
+def nearest_neighbour(z: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """The row of ``support`` with the largest dot product with each row of ``z``, without gradient.
+
+    NNCLR's neighbour rule (Dwibedi et al., "With a Little Help from My Friends", arXiv
+    2104.14548) as solo-learn's ``find_nn`` applies it in NNCLR, NNSiam and NNBYOL: the rows are
+    L2-normalized projections, so the dot product is the cosine similarity, and ties go to the
+    index ``torch.max`` returns. Same operations as ``find_nn``, so on the same support set it
+    returns the same neighbours.
+
+    Args:
+        z (torch.Tensor): ``B x D`` normalized projections.
+        support (torch.Tensor): ``K x D`` support set (the queue of past projections).
+
+    Returns:
+        torch.Tensor: ``B x D`` nearest neighbours.
+    """
+
+    with torch.no_grad():
+        return support[(z @ support.T).max(dim=1)[1]]
+
+
+def co_simsiam_local_loss(
+    local_p: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """CO-SimSiam / CO-NNSiam local loss: SimSiam's negative cosine similarity per position.
+
+    SimSiam (Chen and He, "Exploring Simple Siamese Representation Learning", arXiv 2011.10566)
+    minimizes ``-cos(p1, stopgrad(z2))``, averaged over its two view pairs. Here the local
+    prediction at every position of view ``v`` takes the place of ``p1`` and the global target
+    of the other view takes the place of ``z2``: its projection (SimSiam) or that projection's
+    nearest neighbour in the support queue (NNSiam). The target is always detached: SimSiam's
+    stop-gradient is what keeps it from collapsing, so it is not a setting here. The loss keeps
+    SimSiam's scale (in ``[-1, 1]``, not BYOL's ``2 - 2 cos``) and is averaged over positions,
+    images and cross-view pairs.
+
+    Args:
+        local_p (Sequence[torch.Tensor]): per view, ``B x N x D`` local predictions (the large
+            crops first, then any small crops whose locals are aligned).
+        targets (Sequence[torch.Tensor]): per large view, ``B x D`` global targets.
+
+    Returns:
+        torch.Tensor: the local loss.
+    """
+
+    losses = [
+        -F.cosine_similarity(local_p[anchor], targets[target].detach().unsqueeze(1), dim=-1).mean()
+        for anchor, target in cross_view_pairs(len(local_p), len(targets))
+    ]
+    return torch.stack(losses).mean()
+
+
+def co_nnclr_local_loss(
+    local_p: Sequence[torch.Tensor], neighbours: Sequence[torch.Tensor], temperature: float
+) -> torch.Tensor:
+    """CO-NNCLR local loss: InfoNCE of each local prediction against the other view's neighbours.
+
+    NNCLR (Dwibedi et al., arXiv 2104.14548) replaces SimCLR's positive by the nearest
+    neighbour, in a support queue, of the other view's projection. solo-learn's
+    ``nnclr_loss_func`` takes the neighbour of image ``b`` as the anchor and the predictions of
+    all images (gathered over devices) as the candidates. For a local representation the
+    orientation is turned around, as in CO-MoCoV3 and CO-SimCLR: the local prediction at each
+    position of view ``v`` of image ``b`` is the anchor, the neighbour of image ``b`` in the
+    other view is the positive and the neighbours of the other images in that view, gathered
+    over devices, are the negatives, with NNCLR's cosine similarity and temperature (no ``2T``
+    scaling). The neighbours come from a queue, so they carry no gradient. Averaged over
+    positions, images and cross-view pairs (NNCLR averages its two pairs too).
+
+    Args:
+        local_p (Sequence[torch.Tensor]): per view, ``B x N x D`` local predictions.
+        neighbours (Sequence[torch.Tensor]): per large view, ``B x D`` nearest neighbours of
+            that view's projections, as the global loss uses them.
+        temperature (float): NNCLR's temperature.
+
+    Returns:
+        torch.Tensor: the local loss.
+    """
+
+    return _cross_view_info_nce(local_p, neighbours, temperature)
+
+
+def co_ressl_local_loss(
+    local_z: Sequence[torch.Tensor],
+    teacher_z: torch.Tensor,
+    queue: torch.Tensor,
+    temperature_q: float,
+    temperature_k: float,
+) -> torch.Tensor:
+    """CO-ReSSL local loss: ReSSL's relational cross-entropy between the teacher and each local.
+
+    ReSSL (Zheng et al., "ReSSL: Relational Self-Supervised Learning with Weak Augmentation",
+    arXiv 2107.09282) turns the momentum projection ``k`` of the weakly augmented view into a
+    distribution over a queue of past momentum projections, ``softmax(k . queue / t_k)``, and
+    trains the online projection ``q`` of the strongly augmented view to give the same
+    distribution, ``softmax(q . queue / t_q)``, by cross-entropy. Here each normalized local
+    projection of a student view is a ``q``, against the teacher distribution of its image: the
+    distribution is per image, so every position has a well-defined target. Choices: the queue
+    is the one the global loss used (before this step's enqueue) and only global momentum
+    projections are ever enqueued; ReSSL's asymmetry is kept: the caller passes the locals of
+    the student views and the teacher of the weak view (a weakly augmented teacher is the point
+    of ReSSL), never a target from a strongly augmented view. Averaged over positions, images
+    and student views. Memory: one ``B x N x K`` logit tensor per student view, as the queue
+    negatives of CO-MoCoV2+.
+
+    Args:
+        local_z (Sequence[torch.Tensor]): per student view, ``B x N x D`` local projections.
+        teacher_z (torch.Tensor): ``B x D`` normalized momentum projections of the weak view.
+        queue (torch.Tensor): ``K x D`` queue of past normalized momentum projections.
+        temperature_q (float): the student temperature ``t_q``.
+        temperature_k (float): the teacher temperature ``t_k``.
+
+    Returns:
+        torch.Tensor: the local loss.
+    """
+
+    queue = queue.detach()
+    teacher = F.softmax(teacher_z.detach() @ queue.T / temperature_k, dim=-1)  # B x K
+    losses = []
+    for view_local_z in local_z:
+        query = F.normalize(view_local_z, dim=-1)  # B x N x D
+        log_student = F.log_softmax(query @ queue.T / temperature_q, dim=-1)  # B x N x K
+        losses.append(-(teacher.unsqueeze(1) * log_student).sum(dim=-1).mean())
     return torch.stack(losses).mean()
 
 

@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from solo_coplugin.eval.solo_scripts import add_solo_script_args, pick_device
+from solo_coplugin.data_checks import DataCheckError
+from solo_coplugin.eval.checkpoint import CHECKPOINT_ERRORS
+from solo_coplugin.eval.solo_scripts import (
+    add_solo_script_args,
+    device_name,
+    pick_device,
+    positive_int,
+)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -23,18 +30,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     robustness.add_argument("--bench", required=True, type=Path, help="a solo-co-bench folder")
     robustness.add_argument(
         "--corruption-images",
-        type=int,
+        type=positive_int,
         help="N random test images (the same for every run) for corruptions (default: all)",
     )
     robustness.add_argument(
         "--attack-images",
-        type=int,
+        type=positive_int,
         default=256,
         help="N random test images (the same for every run) for PGD",
     )
-    robustness.add_argument("--pgd-steps", type=int, default=10, help="PGD steps per radius")
-    robustness.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
-    robustness.add_argument("--batch-size", type=int, default=256)
+    robustness.add_argument(
+        "--pgd-steps", type=positive_int, default=10, help="PGD steps per radius"
+    )
+    robustness.add_argument(
+        "--device", type=device_name, help="cpu, cuda, ... (default: cuda if available)"
+    )
+    robustness.add_argument("--batch-size", type=positive_int, default=256)
     add_solo_script_args(commands.add_parser("knn", help="main_knn.py on any checkpoint"), knn=True)
     add_solo_script_args(
         commands.add_parser("umap", help="main_umap.py on any checkpoint"), knn=False
@@ -44,9 +55,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
+    try:
+        run(args)
+    except (DataCheckError, *CHECKPOINT_ERRORS) as error:
+        sys.exit(f"solo-co-eval {args.command}: {error}")
+
+
+def run(args: argparse.Namespace) -> None:
     if args.command == "robustness":
-        from solo_coplugin.bench.plan import BenchConfigError, load_plan
-        from solo_coplugin.bench.robustness import analyse_runs, write_robustness_report
+        from solo_coplugin.bench.plan import BenchConfigError, load_plan, run_dir
+        from solo_coplugin.bench.robustness import RECORD, analyse_runs, write_robustness_report
+        from solo_coplugin.eval.analyses import describe_local_representations
 
         try:
             runs, data = load_plan(args.bench)
@@ -63,6 +82,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             args.pgd_steps,
         )
         summary = write_robustness_report(runs, args.bench)
+        for run in runs:
+            record = run_dir(args.bench, run) / RECORD
+            if record.exists():
+                print(
+                    f"{run.name}: " + describe_local_representations(json.loads(record.read_text()))
+                )
         print(f"{len(summary)} methods; tables and plots in {args.bench}/robustness.*")
     elif args.command == "knn":
         from solo_coplugin.eval.solo_scripts import knn_main

@@ -12,6 +12,14 @@ Positions are dropped or sampled independently per image, with a fixed seed, so 
 are compared on the same draws. Dropping and sampling need a backbone whose pooled feature is
 the mean of its feature map (ResNets, RF-ResNets without the bag MLP, ConvNeXt); for the others
 (ViT class token, bag MLP) these two analyses raise an error that says so.
+
+Internal corruption and redundancy read the local representations where the run took them: the
+stage of the backbone's :class:`~solo_coplugin.core.FeatureMapTap` (``method_kwargs.local_stage``
+of a CO run). For an earlier stage than the pooled map, "the pool" is the mean of that stage's
+map, whose channels the probe of the pooled features does not read: those two analyses then use
+a probe of the stage's pooled map, fitted on the training split by the caller (``local_probe``)
+or else cross-fitted on the evaluation images (:class:`~solo_coplugin.eval.linear.CrossFittedProbe`:
+each image classified by a probe fitted on the other half). The record says which.
 """
 
 from typing import Dict, Optional, Sequence
@@ -20,10 +28,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from solo_coplugin.backbones import stage_receptive_field
 from solo_coplugin.eval.attacks import PAPER_EPSILONS, robust_accuracy
 from solo_coplugin.eval.corruptions import CORRUPTIONS, corrupt
 from solo_coplugin.eval.features import FrozenBackbone, extract
-from solo_coplugin.eval.linear import LinearProbe, top1
+from solo_coplugin.eval.linear import CrossFittedProbe, LinearProbe, top1
 
 DROP_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -101,6 +110,13 @@ def redundancy(
 ) -> Dict:
     """Accuracy from ``k`` random positions and the similarity of local representations.
 
+    Args:
+        maps (torch.Tensor): ``N x C x H x W`` local representations.
+        feats (torch.Tensor): ``N x C`` their pool (the pooled features, for the pooled map).
+        labels (torch.Tensor): ``N`` labels.
+        probe (LinearProbe): the probe of the pool, fitted on all positions.
+        seed (int): seed of the draws.
+
     Returns:
         Dict: ``accuracy_from_k`` (``{k: accuracy}`` for k = 1, 2, 4, ..., H*W),
         ``local_local_cosine`` (mean over images of the mean pairwise cosine similarity of
@@ -177,6 +193,7 @@ def run_analyses(
     batch_size: int = 256,
     seed: int = 0,
     pgd_steps: int = 10,
+    local_probe: Optional[nn.Module] = None,
 ) -> Dict:
     """All analyses of one checkpoint on one evaluation split.
 
@@ -192,20 +209,41 @@ def run_analyses(
         batch_size (int): images per batch.
         seed (int): seed of every random draw.
         pgd_steps (int): PGD steps per radius.
+        local_probe (Optional[nn.Module]): for a tapped stage before the pooled map, a probe of
+            that stage's pooled map fitted on the training split; None: cross-fitted on
+            ``images``. Unused for the pooled map itself (``probe`` reads it).
 
     Returns:
-        Dict: ``clean``, ``internal_corruption``, ``redundancy``, ``corruption``, ``pgd``.
+        Dict: ``clean``, ``internal_corruption``, ``redundancy``, ``corruption``, ``pgd``, and
+        which local representations the second and third read: ``local_stage``,
+        ``local_probe`` (``pooled features``, ``given`` or ``cross-fitted``),
+        ``receptive_field`` (px, ``local_stage`` and ``pooled`` map; None where not computed).
     """
 
     device = next(backbone.parameters()).device
     probe = probe.to(device)
     feats, maps = extract(backbone, images, batch_size, with_maps=True)
-    check_mean_pooled(feats, maps)
     cpu_probe = probe.cpu()
+    tap = backbone.tap
+    if tap.is_last_stage:
+        check_mean_pooled(feats, maps)
+        pooled, local_probe, local_probe_kind = feats, cpu_probe, "pooled features"
+    else:
+        pooled = maps.flatten(2).mean(2)
+        local_probe_kind = "cross-fitted" if local_probe is None else "given"
+        if local_probe is None:
+            local_probe = CrossFittedProbe(pooled, labels, seed)
+        local_probe = local_probe.cpu()
     results = {
         "clean": top1(cpu_probe, feats, labels),
-        "internal_corruption": internal_corruption(maps, labels, cpu_probe, seed=seed),
-        "redundancy": redundancy(maps, feats, labels, cpu_probe, seed=seed),
+        "internal_corruption": internal_corruption(maps, labels, local_probe, seed=seed),
+        "redundancy": redundancy(maps, pooled, labels, local_probe, seed=seed),
+        "local_stage": tap.stage,
+        "local_probe": local_probe_kind,
+        "receptive_field": {
+            "local_stage": stage_receptive_field(backbone.backbone, tap.stage),
+            "pooled": stage_receptive_field(backbone.backbone, tap.last_stage),
+        },
     }
     model = ProbedModel(backbone, probe.to(device))
     subset = evaluation_subset(images.shape[0], corruption_images, seed)
@@ -230,3 +268,23 @@ def run_analyses(
         "pgd_steps": pgd_steps,
     }
     return results
+
+
+def describe_local_representations(record: Dict) -> str:
+    """Which local representations a :func:`run_analyses` record's internal corruption and
+    redundancy read, in one line (records written before ``local_stage`` existed read the
+    pooled map)."""
+
+    text = f"internal corruption and redundancy on {record.get('local_stage', 'the pooled map')}"
+    shape = record.get("sizes", {}).get("feature_map")
+    if shape:
+        text += f" ({'x'.join(str(n) for n in shape)} map)"
+    receptive_field = record.get("receptive_field") or {}
+    if receptive_field.get("local_stage") is not None:
+        text += (
+            f", receptive field {receptive_field['local_stage']} px (pooled map: "
+            f"{receptive_field['pooled']} px)"
+        )
+    if record.get("local_probe") not in (None, "pooled features"):
+        text += f", probe of its pooled map: {record['local_probe']}"
+    return text

@@ -13,20 +13,29 @@ class FrozenBackbone(nn.Module):
     """A pretrained backbone in eval mode that takes pixels in [0, 1].
 
     ``forward`` returns the pooled features (what solo-learn calls ``feats``);
-    ``forward_map`` also returns the feature map before pooling (``B x C x H x W``), read by the
-    same forward hook the CO methods use.
+    ``forward_map`` also returns the map of the local representations (``B x C x H x W``: by
+    default the feature map before pooling, else the ``local_stage`` a CO run was trained with),
+    read by the same forward hook the CO methods use.
 
     Args:
         backbone (nn.Module): the backbone (solo-learn's, with its classifier removed).
         backbone_name (str): its solo-learn name (tells the tap where the map is).
         normalize (Normalize): the training normalization.
+        local_stage (Optional[str]): the stage ``forward_map`` reads
+            (``method_kwargs.local_stage``); None: the map the backbone pools.
     """
 
-    def __init__(self, backbone: nn.Module, backbone_name: str, normalize: Normalize):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        backbone_name: str,
+        normalize: Normalize,
+        local_stage: Optional[str] = None,
+    ):
         super().__init__()
         self.normalize = normalize
         self.backbone = backbone.eval()
-        self.tap = FeatureMapTap(backbone, backbone_name)
+        self.tap = FeatureMapTap(backbone, backbone_name, local_stage)
         for parameter in self.parameters():
             parameter.requires_grad_(False)
 

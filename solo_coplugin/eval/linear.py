@@ -8,7 +8,7 @@ hold-out of the training features, then the probe is refitted on all of them. (s
 at 224 px; this probe is for head-to-head comparisons at the training resolution.)
 """
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -74,6 +74,7 @@ def fit_linear_probe(
     labels: torch.Tensor,
     weight_decays: Sequence[float] = WEIGHT_DECAYS,
     seed: int = 0,
+    num_classes: Optional[int] = None,
 ) -> Dict:
     """Fits the probe, choosing the weight decay on a hold-out split.
 
@@ -82,13 +83,14 @@ def fit_linear_probe(
         labels (torch.Tensor): ``N`` labels.
         weight_decays (Sequence[float]): candidate weight decays.
         seed (int): seed of the hold-out split.
+        num_classes (Optional[int]): outputs of the probe (default: the largest label + 1).
 
     Returns:
         Dict: ``probe`` (LinearProbe), ``weight_decay``, ``holdout_top1`` per weight decay.
     """
 
     features = features.float()
-    num_classes = int(labels.max()) + 1
+    num_classes = num_classes or int(labels.max()) + 1
     order = torch.randperm(features.shape[0], generator=torch.Generator().manual_seed(seed))
     num_holdout = max(1, int(HOLDOUT_FRACTION * features.shape[0]))
     held, kept = order[:num_holdout], order[num_holdout:]
@@ -102,3 +104,50 @@ def fit_linear_probe(
         best = max(weight_decays, key=lambda wd: (holdout[wd], wd))
         probe = _fit(features, labels, num_classes, best)
     return {"probe": probe, "weight_decay": best, "holdout_top1": holdout}
+
+
+class CrossFittedProbe(nn.Module):
+    """Linear probes fitted on one half of a set of images, each applied to the other half.
+
+    For features of those same images, in the same order: every image is classified by a probe
+    that never saw it. (For analyses of the evaluation split when no probe fitted on the training
+    split fits the features, e.g. those of an earlier stage.)
+
+    Args:
+        features (torch.Tensor): ``N x D`` features of the images.
+        labels (torch.Tensor): ``N`` labels.
+        seed (int): seed of the split into halves (and of each fit's hold-out split).
+        weight_decays (Sequence[float]): candidate weight decays of each fit.
+    """
+
+    def __init__(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        seed: int = 0,
+        weight_decays: Sequence[float] = WEIGHT_DECAYS,
+    ):
+        super().__init__()
+        order = torch.randperm(labels.shape[0], generator=torch.Generator().manual_seed(seed))
+        second_half = torch.zeros(labels.shape[0], dtype=torch.bool)
+        second_half[order[labels.shape[0] // 2 :]] = True
+        self.register_buffer("second_half", second_half)
+        num_classes = int(labels.max()) + 1
+        #: [fitted on the first half, fitted on the second half]
+        self.probes = nn.ModuleList(
+            fit_linear_probe(
+                features[rows], labels[rows], weight_decays, seed, num_classes=num_classes
+            )["probe"]
+            for rows in (~second_half, second_half)
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.shape[0] != self.second_half.shape[0]:
+            raise ValueError(
+                f"a cross-fitted probe classifies features of the {self.second_half.shape[0]} "
+                f"images it was fitted on, in their order; got {features.shape[0]} rows."
+            )
+        first_probe, second_probe = self.probes
+        return torch.where(
+            self.second_half.unsqueeze(1), first_probe(features), second_probe(features)
+        )

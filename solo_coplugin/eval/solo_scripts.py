@@ -20,23 +20,73 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from solo_coplugin.data_checks import check_image_folder, check_path_exists
 from solo_coplugin.eval.checkpoint import load_method, training_crop_size
 from solo_coplugin.eval.data import describe_transform, eval_transform, mean_std_for
+
+#: the datasets of solo-learn's classification loaders; the last three are read from folders
+DATASETS = ("cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom")
+FOLDER_DATASETS = ("imagenet", "imagenet100", "custom")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+
+    return _number(text, int, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+
+    return _number(text, int, 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+
+    value = _number(text, float, None, "a number > 0")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _number(text: str, kind, minimum, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """argparse type: a torch device this machine has (``cpu``, ``cuda``, ``cuda:1``...)."""
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device: use cpu, cuda, cuda:1, ..."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has no CUDA device; use cpu")
+    return text
 
 
 def add_solo_script_args(parser: argparse.ArgumentParser, knn: bool) -> None:
     """The arguments of solo-learn's ``solo/args/knn.py`` / ``umap.py``, plus device and crop."""
 
     parser.add_argument("--pretrained_checkpoint_dir", required=True)
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--num_workers", type=int, default=10)
-    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--batch_size", type=positive_int, default=16)
+    parser.add_argument("--num_workers", type=non_negative_int, default=10)
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--train_data_path", type=Path)
     parser.add_argument("--val_data_path", type=Path)
     parser.add_argument("--data_format", default="image_folder", choices=["image_folder", "h5"])
     if knn:
-        parser.add_argument("--k", type=int, nargs="+", default=[20])
-        parser.add_argument("--temperature", type=float, nargs="+", default=[0.07])
+        parser.add_argument("--k", type=positive_int, nargs="+", default=[20])
+        parser.add_argument("--temperature", type=positive_float, nargs="+", default=[0.07])
         parser.add_argument(
             "--distance_function", nargs="+", default=["cosine"], choices=["cosine", "euclidean"]
         )
@@ -45,8 +95,25 @@ def add_solo_script_args(parser: argparse.ArgumentParser, knn: bool) -> None:
         )
     else:
         parser.add_argument("--out_dir", type=Path, default=Path("."))
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument("--crop_size", type=int, help="default: the training crop size")
+    parser.add_argument(
+        "--device", type=device_name, help="cpu, cuda, cuda:1, ... (default: cuda if available)"
+    )
+    parser.add_argument("--crop_size", type=positive_int, help="default: the training crop size")
+
+
+def check_data_args(args: argparse.Namespace) -> None:
+    """Checks the data folders (or HDF5 files) before the checkpoint is loaded: a folder dataset
+    needs both, with ImageFolder's layout (see :mod:`solo_coplugin.data_checks`); torchvision
+    downloads CIFAR and STL-10 where they are missing."""
+
+    if args.dataset not in FOLDER_DATASETS:
+        return
+    for key in ("train_data_path", "val_data_path"):
+        path = getattr(args, key)
+        if args.data_format == "h5":
+            check_path_exists(path, f"--{key}")
+        else:
+            check_image_folder(path, f"--{key}")
 
 
 def pick_device(name: Optional[str]) -> torch.device:
@@ -91,6 +158,7 @@ def features(
 def prepare(args: argparse.Namespace):
     """The loaded method on its device, its cfg, and the train/val loaders (both scripts)."""
 
+    check_data_args(args)
     device = pick_device(args.device)
     model, cfg = load_method(args.pretrained_checkpoint_dir)
     train_loader, val_loader, transform = loaders(args, cfg)

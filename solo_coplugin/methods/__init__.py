@@ -10,7 +10,13 @@ from solo_coplugin.methods.co_byol import CoBYOL  # noqa: E402
 from solo_coplugin.methods.co_dino import CoDINO  # noqa: E402
 from solo_coplugin.methods.co_mocov2plus import CoMoCoV2Plus  # noqa: E402
 from solo_coplugin.methods.co_mocov3 import CoMoCoV3  # noqa: E402
+from solo_coplugin.methods.co_nnbyol import CoNNBYOL  # noqa: E402
+from solo_coplugin.methods.co_nnclr import CoNNCLR  # noqa: E402
+from solo_coplugin.methods.co_nnsiam import CoNNSiam  # noqa: E402
+from solo_coplugin.methods.co_ressl import CoReSSL  # noqa: E402
 from solo_coplugin.methods.co_simclr import CoSimCLR  # noqa: E402
+from solo_coplugin.methods.co_simsiam import CoSimSiam  # noqa: E402
+from solo_coplugin.methods.co_vibcreg import CoVIbCReg  # noqa: E402
 from solo_coplugin.methods.co_vicreg import CoVICReg  # noqa: E402
 
 #: name -> class, registered into ``solo.methods.METHODS`` by ``solo_coplugin.registration``
@@ -20,7 +26,13 @@ METHODS = {
     "co_dino": CoDINO,
     "co_mocov2plus": CoMoCoV2Plus,
     "co_mocov3": CoMoCoV3,
+    "co_nnbyol": CoNNBYOL,
+    "co_nnclr": CoNNCLR,
+    "co_nnsiam": CoNNSiam,
+    "co_ressl": CoReSSL,
     "co_simclr": CoSimCLR,
+    "co_simsiam": CoSimSiam,
+    "co_vibcreg": CoVIbCReg,
     "co_vicreg": CoVICReg,
 }
 
@@ -36,13 +48,12 @@ UNSUPPORTED = {
     "wmse": "its whitening is computed over groups of whole-view embeddings; per-position "
     "whitened targets are not defined by the method",
     "supcon": "supervised: use co_simclr, whose loss takes labels as indexes",
-    "simsiam": "not yet implemented (it would follow co_byol without a momentum network)",
-    "nnbyol": "not yet implemented: nearest-neighbour targets from a support queue",
-    "nnclr": "not yet implemented: nearest-neighbour targets from a support queue",
-    "nnsiam": "not yet implemented: nearest-neighbour targets from a support queue",
-    "ressl": "not yet implemented: relational targets over a queue",
-    "vibcreg": "not yet implemented (it would follow co_vicreg)",
-    "all4one": "not yet implemented: several nearest-neighbour objectives",
+    "all4one": "its centroid objective has no per-image target that a part can predict on its "
+    "own: it runs a transformer over the online prediction together with four neighbours of the "
+    "same view's global momentum projection, so a local prediction put in that sequence would be "
+    "read next to global information about its own view and need not predict the whole from the "
+    "part; dropping that objective would no longer be All4One (its nearest-neighbour contrastive "
+    "part alone is what co_nnclr aligns local representations with)",
 }
 
 
@@ -74,7 +85,13 @@ __all__ = [
     "CoDINO",
     "CoMoCoV2Plus",
     "CoMoCoV3",
+    "CoNNBYOL",
+    "CoNNCLR",
+    "CoNNSiam",
+    "CoReSSL",
     "CoSimCLR",
+    "CoSimSiam",
+    "CoVIbCReg",
     "CoVICReg",
     "co_method",
 ]

@@ -1,5 +1,7 @@
 """CO-DINO: DINO plus the cross-entropy between the teacher and each local student output."""
 
+from typing import Optional
+
 import omegaconf
 from solo.methods.dino import DINO, DINOHead
 from solo.utils.misc import omegaconf_select
@@ -27,6 +29,7 @@ class CoDINO(CoMixin, DINO):
 
     local_head_names = {"z": "head"}
     global_target = "momentum_z"
+    local_settings = ("local_num_prototypes",)
 
     @classmethod
     def add_and_assert_specific_cfg(cls, cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
@@ -45,15 +48,18 @@ class CoDINO(CoMixin, DINO):
         )
         return cfg
 
-    def build_local_head(self, key: str, global_head: DINOHead) -> DINOHead:
-        """A new DINO head with the global head's sizes and DINO's own initialisation.
+    def build_local_head(
+        self, key: str, global_head: DINOHead, in_features: Optional[int] = None
+    ) -> DINOHead:
+        """A new DINO head with the global head's sizes and DINO's own initialisation, reading
+        ``in_features`` (the local stage's channels) when given.
 
         (DINO's head uses weight normalization, which cannot be deep-copied.)
         """
 
         kwargs = self.cfg.method_kwargs
         head = DINOHead(
-            in_dim=self.features_dim,
+            in_dim=in_features or self.features_dim,
             hidden_dim=self.local_hidden_dim or kwargs.proj_hidden_dim,
             use_bn=kwargs.use_bn_in_head,
             bottleneck_dim=kwargs.proj_output_dim,

@@ -1,9 +1,11 @@
 import pytest
 
 from solo_coplugin.bench.plan import (
+    TRAIN_RECORD,
     BenchConfigError,
     build_plan,
     differing_args,
+    find_reusable_run,
     latest_checkpoint,
     parse_pairs,
     ready_to_evaluate,
@@ -107,3 +109,36 @@ def test_a_pair_is_evaluated_as_soon_as_both_runs_are_trained(tmp_path):
     assert ready_to_evaluate(runs, tmp_path) == [byol0, co_byol0]
     record(byol0, "eval.json")
     assert ready_to_evaluate(runs, tmp_path) == [co_byol0]
+
+
+def test_base_overrides_change_the_x_runs_only():
+    runs = build_plan([("simclr", "co_simclr")], [0], CIFAR, COMMON, base_overrides=["++x_only=1"])
+    x, co = runs
+    assert differing_args(x, co)[x.name] == [f"name={x.name}", "method=simclr", "++x_only=1"]
+
+
+def write_plan(out_dir, runs, data):
+    import dataclasses
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = {"runs": [dataclasses.asdict(r) for r in runs], "data": data}
+    (out_dir / "plan.json").write_text(json.dumps(plan))
+
+
+def test_an_identical_trained_run_of_another_benchmark_is_reused(tmp_path):
+    data = {"train": str(tmp_path / "train"), "val": str(tmp_path / "val")}
+    main = build_plan([("simclr", "co_simclr")], [0], CIFAR, COMMON)
+    write_plan(tmp_path / "main", main, data)
+    (run_dir(tmp_path / "main", main[0]) / "checkpoints").mkdir(parents=True)
+    sweep = build_plan(
+        [("simclr", "co_simclr")], [0], CIFAR, COMMON, co_overrides=["local_weight=0.1"]
+    )
+    paths = {k: tmp_path / v for k, v in (("train", "train"), ("val", "val"))}
+    others = [tmp_path / "main", tmp_path / "missing"]
+    assert find_reusable_run(sweep[0], paths, others) is None  # not trained yet
+    (run_dir(tmp_path / "main", main[0]) / TRAIN_RECORD).write_text("{}")
+    assert find_reusable_run(sweep[0], paths, others) == run_dir(tmp_path / "main", main[0])
+    assert find_reusable_run(sweep[1], paths, others) is None  # CO-X differs: local_weight
+    other_data = {**paths, "val": tmp_path / "other-val"}
+    assert find_reusable_run(sweep[0], other_data, others) is None  # evaluated elsewhere

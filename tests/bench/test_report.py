@@ -4,7 +4,8 @@ import json
 import pytest
 
 from solo_coplugin.bench.plan import Run, run_dir
-from solo_coplugin.bench.report import mean_spread, summarize, write_report
+from solo_coplugin.bench.evaluate import reference_record_path
+from solo_coplugin.bench.report import mean_spread, paired_interval, summarize, write_report
 
 ACCURACY = {  # (method, seed) -> (knn, linear)
     ("simclr", 0): (30.0, 40.0),
@@ -66,14 +67,18 @@ def test_tables_give_mean_spread_and_paired_differences(tmp_path):
     assert row["delta:knn_top1"]["mean"] == 0.5 and row["seeds"] == [0, 1]
 
     markdown = (tmp_path / "results.md").read_text()
-    assert "| simclr vs co_simclr | config | 31.0 ± 1.4 (n=2) | 31.5 ± 0.7 (n=2)" in markdown
+    # the paired differences lead, with their t interval: deltas 3 and 2, t(0.975, 1) = 12.71
+    assert (
+        "| simclr vs co_simclr | config | +2.5 [-3.9, +8.9] (n=2) | +0.5 [-5.9, +6.9] (n=2) | "
+        "41.0 ± 1.4 (n=2) | 43.5 ± 0.7 (n=2) | 31.0 ± 1.4 (n=2) | 31.5 ± 0.7 (n=2) |"
+    ) in markdown
     assert "python main_pretrain.py method=co_simclr" in markdown
     assert "Resize(32)" in markdown and "n=1" not in markdown
     with open(tmp_path / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows] == [r.name for r in runs]
     assert json.loads((tmp_path / "results.json").read_text())["summary"][0]["seeds"] == [0, 1]
-    for png in ("accuracy.png", "curves.png"):
+    for png in ("accuracy.png", "curves.png", "differences.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -138,3 +143,26 @@ def summarize_records(runs, out_dir):
 def test_mean_spread():
     assert mean_spread([1.0]) == {"mean": 1.0, "std": None, "n": 1}
     assert mean_spread([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_paired_interval_is_students_t_on_the_per_seed_differences():
+    interval = paired_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.303
+    assert interval["mean"] == 2.0 and interval["n"] == 3
+    assert interval["low"] == pytest.approx(2 - 4.3027 / 3**0.5, abs=1e-3)
+    assert interval["high"] == pytest.approx(2 + 4.3027 / 3**0.5, abs=1e-3)
+    single = paired_interval([1.5])
+    assert single["mean"] == 1.5 and single["low"] is None and single["high"] is None
+
+
+def test_the_random_init_floor_is_reported_with_the_distance_above_it(tmp_path):
+    runs = fake_benchmark(tmp_path)
+    write_report(runs, tmp_path)
+    assert "random initialization" not in (tmp_path / "results.md").read_text()
+    path = reference_record_path(tmp_path, "simclr")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"base": "simclr", "knn_top1": 25.0, "linear_top1": 30.0}))
+    write_report(runs, tmp_path)
+    markdown = (tmp_path / "results.md").read_text()
+    # X linear 41.0 and CO-X 43.5 on average, 30.0 at random initialization
+    assert "| simclr's network | 25.0 | 30.0 | +11.0 | +13.5 |" in markdown
+    assert json.loads((tmp_path / "results.json").read_text())["random_init"]["simclr"]

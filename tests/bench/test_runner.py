@@ -32,9 +32,58 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_with_a_clean_log(tmp
     (directory / "steps.csv").write_text("step,epoch,loss\n1,0,9.0\n2,0,8.0\n3,0,7.0\n")
 
     with tqdm(total=2, file=io.StringIO()) as bar:
-        record = runner.train(run, solo_root, tmp_path / "bench", bar, steps_per_run=2)
+        (record,) = runner.train_all([run], solo_root, tmp_path / "bench", bar, steps_per_run=2)
     with open(directory / "steps.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(row["step"], row["loss"]) for row in rows] == [("1", "1.0"), ("2", "1.0")]
     assert record["resumed_from"] is None and record["command"].startswith(sys.executable)
     assert "resume_from_checkpoint" not in record["command"]
+
+
+# stands in for main_pretrain.py: records when it ran and with how many torch threads
+FAKE_SLOW_MAIN_PRETRAIN = textwrap.dedent("""
+    import os, sys, time
+    start = time.time()
+    time.sleep(1.5)
+    with open(os.environ["SOLO_CO_STEP_LOG"], "w") as f:
+        f.write("step,epoch,loss\\n1,0,1.0\\n")
+    name = [a for a in sys.argv if a.startswith("name=")][0][5:]
+    with open(os.path.join(os.path.dirname(__file__), name + ".txt"), "w") as f:
+        f.write(f"{start} {time.time()} {os.environ.get('OMP_NUM_THREADS')}")
+    """)
+
+
+def test_jobs_train_runs_at_once_with_a_share_of_the_cores_each(tmp_path, monkeypatch):
+    solo_root = tmp_path / "solo-learn"
+    solo_root.mkdir()
+    (solo_root / "main_pretrain.py").write_text(FAKE_SLOW_MAIN_PRETRAIN)
+    runs = [
+        Run(f"{m}-s0", m, "simclr", 0, None, ("--config-name", "x.yaml", f"name={m}-s0"))
+        for m in ("simclr", "co_simclr", "simclr2")
+    ]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    calls = []
+    with tqdm(total=3, file=io.StringIO()) as bar:
+        records = runner.train_all(
+            runs,
+            solo_root,
+            tmp_path / "bench",
+            bar,
+            1,
+            jobs=2,
+            on_trained=lambda: calls.append(1),
+            poll_seconds=0.2,
+        )
+        assert bar.n == 3
+    assert sorted(r["run"] for r in records) == sorted(r.name for r in runs) and len(calls) == 3
+    spans = {}
+    for run in runs:
+        start, end, threads = (solo_root / f"{run.name}.txt").read_text().split()
+        spans[run.name] = (float(start), float(end))
+        assert threads == "2"  # 4 cores, 2 jobs
+        assert (run_dir(tmp_path / "bench", run) / "train.json").exists()
+    # the first two ran at the same time, the third after one of them
+    (a0, a1), (b0, b1) = spans["simclr-s0"], spans["co_simclr-s0"]
+    assert a0 < b1 and b0 < a1
+    assert spans["simclr2-s0"][0] >= min(a1, b1)

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import torch
 
-from solo_coplugin.bench.step_log import STEP_LOG_ENV, StepLog, callbacks
+from solo_coplugin.bench.step_log import STEP_LOG_ENV, RngStatesInCheckpoint, StepLog, callbacks
 
 
 def fake_trainer(step, metrics):
@@ -16,8 +16,28 @@ def test_no_callback_unless_the_runner_asks(monkeypatch, tmp_path):
     monkeypatch.delenv(STEP_LOG_ENV, raising=False)
     assert callbacks() == []
     monkeypatch.setenv(STEP_LOG_ENV, str(tmp_path / "steps.csv"))
-    (callback,) = callbacks()
-    assert isinstance(callback, StepLog) and callback.path == str(tmp_path / "steps.csv")
+    step_log, rng_states = callbacks()
+    assert isinstance(step_log, StepLog) and step_log.path == str(tmp_path / "steps.csv")
+    assert isinstance(rng_states, RngStatesInCheckpoint)
+
+
+def test_the_rng_states_callback_restores_every_generator(tmp_path):
+    import random
+
+    import numpy as np
+
+    callback = RngStatesInCheckpoint()
+    # through a save/load round trip that refuses anything but tensors and plain values
+    path = tmp_path / "states.pt"
+    torch.save(callback.state_dict(), path)
+    state = torch.load(path, weights_only=True)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.rand(5), np.random.rand(7), random.random()  # the generators move on
+    callback.load_state_dict(state)  # on resume, before Lightning's throwaway iterator ...
+    callback.on_train_epoch_start(None, None)  # ... restored when the epoch starts
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], again[0])
+    assert np.array_equal(expected[1], again[1]) and expected[2] == again[2]
 
 
 def test_one_row_per_step_and_a_resumed_run_appends(tmp_path):

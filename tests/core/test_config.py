@@ -5,6 +5,7 @@ from solo_coplugin.core import (
     check_grid_fits,
     check_local_grid,
     check_local_head,
+    check_local_stage,
     check_local_weight,
 )
 
@@ -43,3 +44,10 @@ def test_unknown_local_head():
     assert check_local_head("shared") == "shared"
     with pytest.raises(CoConfigError, match=r"method_kwargs\.local_head.*separate"):
         check_local_head("both")
+
+
+def test_local_stage_is_null_or_a_name():
+    assert check_local_stage(None) is None and check_local_stage("layer3") == "layer3"
+    for value in (3, "", ["layer3"]):
+        with pytest.raises(CoConfigError, match=r"method_kwargs\.local_stage must be null .* got"):
+            check_local_stage(value)

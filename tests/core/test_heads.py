@@ -122,3 +122,21 @@ def test_slim_head_keeps_input_and_output_sizes():
     assert slim(torch.randn(5, 8)).shape == (5, 4)
     with pytest.raises(ValueError, match="needs an MLP head"):
         clone_head_with_hidden_dim(nn.Sequential(nn.Linear(8, 4)), 16)
+
+
+def test_local_heads_of_an_earlier_stage_read_its_channels():
+    torch.manual_seed(0)
+    head = projector(in_dim=8)
+    local = clone_head(head, in_features=6)
+    shapes = [tuple(p.shape) for p in local.parameters()]
+    assert shapes[0] == (16, 6) and shapes[1:] == [tuple(p.shape) for p in head.parameters()][1:]
+    assert local(torch.randn(5, 6)).shape == (5, 4)
+    # the stage's own channel count keeps the head as it is (same layers, same draws)
+    torch.manual_seed(1)
+    same = clone_head(head, in_features=8)
+    torch.manual_seed(1)
+    assert all(torch.equal(a, b) for a, b in zip(same.parameters(), clone_head(head).parameters()))
+    slim = clone_head_with_hidden_dim(head, 3, in_features=6)
+    assert [tuple(m.weight.shape) for m in slim if isinstance(m, nn.Linear)] == [(3, 6), (4, 3)]
+    with pytest.raises(ValueError, match="must start with nn.Linear"):
+        clone_head(nn.Sequential(nn.ReLU()), in_features=6)

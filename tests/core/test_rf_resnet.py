@@ -31,8 +31,8 @@ def tapped_features(model, x):
 @pytest.mark.parametrize("name, preset, cifar_stem", CASES)
 def test_gradients_vanish_exactly_outside_the_theoretical_receptive_field(name, preset, cifar_stem):
     torch.manual_seed(0)
-    # narrow (base_width 8) for speed: the receptive field does not depend on the width
-    model = BUILDERS[name](preset=preset, cifar_stem=cifar_stem, base_width=8)
+    # narrow (width 8) for speed: the receptive field does not depend on the width
+    model = BUILDERS[name](preset=preset, cifar_stem=cifar_stem, width=8)
     rf = theoretical_receptive_field(model)
     assert rf.size == model.receptive_field
     side = ((rf.size + 2 * rf.jump) // rf.jump + 1) * rf.jump
@@ -87,7 +87,7 @@ def test_torchvision_parameter_names_and_checkpoints():
 @pytest.mark.parametrize("name, dim", [("rf_resnet18", 512), ("rf_resnet50", 2048)])
 @pytest.mark.parametrize("size, cifar_stem, side", [(224, False, 7), (32, True, 4)])
 def test_forward_shapes(name, dim, size, cifar_stem, side):
-    model = BUILDERS[name](preset="rf99", cifar_stem=cifar_stem, base_width=16)
+    model = BUILDERS[name](preset="rf99", cifar_stem=cifar_stem, width=16)
     x = torch.randn(2, 3, size, size)
     assert model(x).shape == (2, dim // 4)
     assert model.forward_features(x).shape == (2, dim // 4, side, side)

@@ -4,6 +4,7 @@ import torch
 from solo_coplugin.backbones import resnet18_cifar
 from solo_coplugin.eval.analyses import (
     check_mean_pooled,
+    describe_local_representations,
     evaluation_subset,
     internal_corruption,
     redundancy,
@@ -12,7 +13,7 @@ from solo_coplugin.eval.analyses import (
 )
 from solo_coplugin.eval.data import Normalize
 from solo_coplugin.eval.features import FrozenBackbone, extract
-from solo_coplugin.eval.linear import fit_linear_probe, top1
+from solo_coplugin.eval.linear import CrossFittedProbe, fit_linear_probe, top1
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,9 @@ def test_all_analyses_of_one_model(tiny):
         "feature_map": [512, 5, 5],
         "pgd_steps": 2,
     }
+    # the pooled map, read with the probe of the pooled features, as before local_stage existed
+    assert results["local_stage"] == "layer4" and results["local_probe"] == "pooled features"
+    assert results["receptive_field"] == {"local_stage": 109, "pooled": 109}
 
 
 def test_costly_analyses_use_a_seeded_subset_across_classes():
@@ -104,3 +108,49 @@ def test_costly_analyses_use_a_seeded_subset_across_classes():
     assert len(set(subset.tolist())) == 50 and len(set(labels[subset].tolist())) >= 8
     assert torch.equal(subset, evaluation_subset(1000, 50, seed=0))
     assert len(evaluation_subset(1000, None)) == 1000
+
+
+def test_analyses_of_an_earlier_stage_read_its_map_with_a_probe_of_its_pool():
+    torch.manual_seed(0)
+    backbone = resnet18_cifar(width=8)
+    backbone.fc = torch.nn.Identity()
+    normalize = Normalize((0.5,) * 3, (0.25,) * 3)
+    model = FrozenBackbone(backbone, "resnet18_cifar", normalize, local_stage="layer3")
+    images, labels = torch.rand(40, 3, 32, 32), torch.arange(40) % 4
+    feats, maps = extract(model, images, with_maps=True)
+    assert feats.shape == (40, 64) and maps.shape == (40, 32, 9, 9)
+    probe = fit_linear_probe(feats, labels, weight_decays=(1e-2,))["probe"]
+    cheap = {"corruptions": (), "epsilons": (), "batch_size": 64}
+    results = run_analyses(model, probe, images, labels, **cheap)
+    pool = maps.flatten(2).mean(2)
+    assert results["clean"] == top1(probe, feats, labels)  # the global feature, unchanged
+    assert results["local_stage"] == "layer3" and results["local_probe"] == "cross-fitted"
+    assert results["internal_corruption"][0.0] == top1(CrossFittedProbe(pool, labels), pool, labels)
+    assert results["sizes"]["feature_map"] == [32, 9, 9]
+    assert results["receptive_field"] == {"local_stage": 53, "pooled": 109}
+    assert describe_local_representations(results) == (
+        "internal corruption and redundancy on layer3 (32x9x9 map), receptive field 53 px "
+        "(pooled map: 109 px), probe of its pooled map: cross-fitted"
+    )
+
+    stage_probe = fit_linear_probe(pool, labels, weight_decays=(1e-2,))["probe"]
+    given = run_analyses(model, probe, images, labels, local_probe=stage_probe, **cheap)
+    assert given["local_probe"] == "given"
+    assert given["redundancy"]["accuracy_from_k"][81] == top1(stage_probe, pool, labels)
+
+
+def test_cross_fitted_probe_never_classifies_an_image_it_was_fitted_on():
+    torch.manual_seed(0)
+    features, labels = torch.randn(40, 64), torch.randint(0, 2, (40,))  # nothing to learn
+    assert top1(fit_linear_probe(features, labels)["probe"], features, labels) >= 90
+    cross_fitted = CrossFittedProbe(features, labels)
+    assert top1(cross_fitted, features, labels) <= 75
+    second_half = cross_fitted.second_half
+    assert second_half.sum() == 20
+    # the probe that classifies the second half is the one fitted on the first half only
+    first_half_probe = fit_linear_probe(features[~second_half], labels[~second_half])["probe"]
+    torch.testing.assert_close(
+        cross_fitted(features)[second_half], first_half_probe(features)[second_half]
+    )
+    with pytest.raises(ValueError, match="features of the 40 images it was fitted on"):
+        cross_fitted(features[:10])

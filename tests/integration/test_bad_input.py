@@ -29,6 +29,18 @@ from .utils import SMALL_HEADS, small_image_co_byol_cfg
             r"Fix: method_kwargs\.local_recompute=False",
         ),
         ({"local_small_crops": 1}, r"method_kwargs\.local_small_crops must be True or False"),
+        (
+            {"local_stage": "layer1"},
+            r"method_kwargs\.local_stage='layer1' is not a stage of backbone\.name=resnet18_cifar; "
+            r"choose one of layer2, layer3, layer4 \(null: layer4",
+        ),
+        ({"local_stage": 3}, r"method_kwargs\.local_stage must be null .* got 3"),
+        (
+            {"local_stage": "layer3", "local_head": "shared"},
+            r"local_head=shared applies the global heads, which read the backbone's 512 "
+            r"features, to the local representations of method_kwargs\.local_stage=layer3, "
+            r"which have 256 channels\. Fix: method_kwargs\.local_head=separate",
+        ),
     ],
 )
 @pytest.mark.parametrize("cls", [CoBYOL, CoSimCLR])

@@ -100,16 +100,21 @@ def test_a_second_call_resumes_without_redoing_finished_work(tiny_bench, capsys)
     assert (run / "eval.json").exists()
 
 
-def test_robustness_analyses_of_the_benchmark(tiny_bench):
+def test_robustness_analyses_of_the_benchmark(tiny_bench, capsys):
     out_dir, _, _ = tiny_bench
     evaluation.main(
         f"robustness --bench {out_dir} --corruption-images 4 --attack-images 2 --pgd-steps 2 --device cpu".split()
     )
+    # it says which local representations it read: the runs' stage (here the pooled map)
+    printed = capsys.readouterr().out
+    for run in ("simclr-s0", "co_simclr-s0"):
+        assert f"{run}: internal corruption and redundancy on layer4 (" in printed
     markdown = (out_dir / "robustness.md").read_text()
     for title in ("noise corruption", "internal corruption", "adversarial", "redundancy"):
         assert title in markdown
         assert "| simclr |" in markdown and "| co_simclr |" in markdown
     record = json.loads((out_dir / "runs" / "simclr-s0" / "robustness.json").read_text())
+    assert record["local_stage"] == "layer4" and record["local_probe"] == "pooled features"
     clean = json.loads((out_dir / "runs" / "simclr-s0" / "eval.json").read_text())["linear_top1"]
     assert record["clean"] == pytest.approx(clean)  # the runner's probe, refitted identically
     assert record["internal_corruption"]["0.0"] == pytest.approx(clean)

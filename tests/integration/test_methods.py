@@ -1,20 +1,54 @@
-"""CO-BYOL and CO-SimCLR built like solo-learn's own method tests, plus the CO properties."""
+"""The CO methods built like solo-learn's own method tests, plus the CO properties."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
-from solo.methods import BYOL, DINO, METHODS, VICReg, BarlowTwins, MoCoV2Plus, MoCoV3, SimCLR
+import torch.nn.functional as F
+from solo.losses.ressl import ressl_loss_func
+from solo.losses.simsiam import simsiam_loss_func
+from solo.methods import (
+    BYOL,
+    DINO,
+    METHODS,
+    NNBYOL,
+    NNCLR,
+    VICReg,
+    BarlowTwins,
+    MoCoV2Plus,
+    MoCoV3,
+    NNSiam,
+    ReSSL,
+    SimCLR,
+    SimSiam,
+    VIbCReg,
+)
 
-from solo_coplugin.core import CoConfigError, lean_blocks
+from solo_coplugin.core import (
+    CoConfigError,
+    co_ressl_local_loss,
+    co_simsiam_local_loss,
+    lean_blocks,
+    nearest_neighbour,
+)
 from solo_coplugin.methods import (
     CoBarlowTwins,
     CoBYOL,
     CoDINO,
     CoMoCoV2Plus,
     CoMoCoV3,
+    CoNNBYOL,
+    CoNNCLR,
+    CoNNSiam,
+    CoReSSL,
     CoSimCLR,
+    CoSimSiam,
+    CoVIbCReg,
     CoVICReg,
     co_method,
 )
+from solo_coplugin.methods import METHODS as CO_METHODS
+from solo_coplugin.methods import UNSUPPORTED
 
 from .utils import (
     augmentation_cfg,
@@ -38,6 +72,19 @@ CASES = [
 ]
 OUTPUT_DIM = {"dino": 32}  # DINO's head ends in num_prototypes outputs
 IDS = [case[0] for case in CASES]
+# the other CO variants get the per-method properties (registration, forward, weight 0 = base,
+# RNG, gradients; learning in test_learning.py); to keep the suite fast, the CO machinery they
+# share (grids, small crops, backbones, recompute, bf16, Lightning) runs on CASES and a few of them
+MORE_CASES = [
+    ("co_simsiam", CoSimSiam, SimSiam, "simsiam", False, ("z", "p")),
+    ("co_nnbyol", CoNNBYOL, NNBYOL, "nnbyol", True, ("z", "p")),
+    ("co_nnclr", CoNNCLR, NNCLR, "nnclr", False, ("z", "p")),
+    ("co_nnsiam", CoNNSiam, NNSiam, "nnsiam", False, ("z", "p")),
+    ("co_ressl", CoReSSL, ReSSL, "ressl", True, ("z",)),
+    ("co_vibcreg", CoVIbCReg, VIbCReg, "vibcreg", False, ("z",)),
+]
+ALL_CASES = CASES + MORE_CASES
+ALL_IDS = [case[0] for case in ALL_CASES]
 
 
 def build(name, cls, base, momentum, dataset="cifar10", backbone="resnet18", **co_kwargs):
@@ -52,7 +99,7 @@ def build(name, cls, base, momentum, dataset="cifar10", backbone="resnet18", **c
     return cls(cfg), cfg
 
 
-@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", ALL_CASES, ids=ALL_IDS)
 def test_registered_and_forward_keys_and_shapes(name, cls, base_cls, base, momentum, keys):
     assert METHODS[name] is cls and issubclass(cls, base_cls)
     model, cfg = build(name, cls, base, momentum)
@@ -77,7 +124,7 @@ def test_registered_and_forward_keys_and_shapes(name, cls, base_cls, base, momen
         assert "feats" in model.momentum_forward(x)
 
 
-@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", ALL_CASES, ids=ALL_IDS)
 def test_local_weight_zero_reproduces_the_base_method_exactly(
     name, cls, base_cls, base, momentum, keys
 ):
@@ -87,11 +134,11 @@ def test_local_weight_zero_reproduces_the_base_method_exactly(
         loss = model.training_step(batch, 0)
         loss.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        return loss.detach(), grads
+        return loss.detach(), grads, model.state_dict()
 
     torch.manual_seed(0)
     base_model = base_cls(gen_base_cfg(base, momentum=momentum, **SMALL_HEADS[base]))
-    base_loss, base_grads = step(base_model)
+    base_loss, base_grads, base_state = step(base_model)
 
     results = {}
     for weight in (0.0, 0.3):
@@ -99,7 +146,7 @@ def test_local_weight_zero_reproduces_the_base_method_exactly(
         model, _ = build(name, cls, base, momentum, local_weight=weight)
         results[weight] = step(model)
 
-    co_loss, co_grads = results[0.0]
+    co_loss, co_grads, _ = results[0.0]
     assert torch.equal(co_loss, base_loss)
     assert set(base_grads) <= set(co_grads)
     for param_name, grad in base_grads.items():
@@ -107,9 +154,14 @@ def test_local_weight_zero_reproduces_the_base_method_exactly(
     # the local heads did get their own gradient (zero-weighted) and a non-zero weight matters
     assert any(n.startswith("local_heads.") for n in co_grads)
     assert not torch.equal(results[0.3][0], base_loss)
+    # whatever the weight, the step leaves the base method's state (queues, DINO's center,
+    # BatchNorm statistics) as the base step does: nothing local is ever enqueued
+    for weight, (_, _, co_state) in results.items():
+        for key, value in base_state.items():
+            assert torch.equal(co_state[key], value), (weight, key)
 
 
-@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", ALL_CASES, ids=ALL_IDS)
 def test_co_parts_leave_the_global_rng_as_the_base_method_does(
     name, cls, base_cls, base, momentum, keys
 ):
@@ -126,7 +178,7 @@ def test_co_parts_leave_the_global_rng_as_the_base_method_does(
         assert torch.equal(co_state[key], value), key
 
 
-@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", ALL_CASES, ids=ALL_IDS)
 def test_gradients_reach_local_heads_and_backbone_never_momentum_or_targets(
     name, cls, base_cls, base, momentum, keys
 ):
@@ -156,7 +208,13 @@ def test_co_simclr_local_target_grad_lets_gradient_reach_the_global_projector():
     assert all(p.grad.abs().sum() > 0 for p in model.projector.parameters())
 
 
-@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+# CO-VIbCReg: the only other variant with a layer of its own in its heads (IterNorm)
+SHARED_CASES = CASES + [case for case in MORE_CASES if case[0] == "co_vibcreg"]
+
+
+@pytest.mark.parametrize(
+    "name, cls, base_cls, base, momentum, keys", SHARED_CASES, ids=[c[0] for c in SHARED_CASES]
+)
 def test_shared_heads_and_grid(name, cls, base_cls, base, momentum, keys):
     torch.manual_seed(0)
     model, _ = build(name, cls, base, momentum, local_head="shared", local_grid=2)
@@ -189,9 +247,18 @@ def test_small_crops_locals_when_enabled(name, cls, base_cls, base, momentum, ke
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES, ids=IDS)
+FIT_SETTINGS = [("cifar10", "resnet18"), ("custom", "resnet18_cifar")]
+# of the other variants: a fixed-lr local predictor (CO-SimSiam) and a momentum network with a
+# queue (CO-NNBYOL) through Lightning's optimizer set-up and momentum updates
+FIT_CASES = [(*case, *setting) for case in CASES for setting in FIT_SETTINGS] + [
+    (*case, *FIT_SETTINGS[0]) for case in MORE_CASES if case[0] in ("co_simsiam", "co_nnbyol")
+]
+
+
 @pytest.mark.parametrize(
-    "dataset, backbone", [("cifar10", "resnet18"), ("custom", "resnet18_cifar")]
+    "name, cls, base_cls, base, momentum, keys, dataset, backbone",
+    FIT_CASES,
+    ids=[f"{case[0]}-{case[-2]}" for case in FIT_CASES],
 )
 def test_fit_with_lightning(name, cls, base_cls, base, momentum, keys, dataset, backbone):
     model, cfg = build(name, cls, base, momentum, dataset=dataset, backbone=backbone)
@@ -212,7 +279,7 @@ def test_start_up_probe_uses_the_configured_crop_size():
     "backbone, kwargs, hw",
     [
         ("rf_resnet18", {"preset": "rf99", "cifar_stem": True}, 4),
-        ("rf_resnet50", {"preset": "rf35", "cifar_stem": True, "base_width": 16}, 4),
+        ("rf_resnet50", {"preset": "rf35", "cifar_stem": True, "width": 16}, 4),
     ],
 )
 def test_base_and_co_methods_train_with_rf_resnets(
@@ -235,6 +302,66 @@ def test_unsupported_base_method_is_a_clear_error():
         co_method("swav")
     with pytest.raises(CoConfigError, match=r"'mae' has no CO variant .* Supported: method="):
         co_method("mae")
+
+
+def test_every_solo_learn_method_has_a_co_variant_or_a_reason():
+    # walks solo-learn's own registry: a method added to solo-learn fails here until it gets a
+    # CO variant or a reason in UNSUPPORTED
+    co_classes = set(CO_METHODS.values())
+    not_ssl = {"base", "linear"}
+    solo_methods = {name for name, cls in METHODS.items() if cls not in co_classes} - not_ssl
+    assert solo_methods >= {"byol", "simsiam", "all4one"}
+    for name in sorted(solo_methods):
+        has_variant = f"co_{name}" in CO_METHODS
+        assert has_variant != (name in UNSUPPORTED), f"{name}: needs a CO variant or a reason"
+        if has_variant:
+            assert co_method(name) is CO_METHODS[f"co_{name}"]
+            assert METHODS[name] in co_method(name).__mro__
+        else:
+            assert "not yet" not in UNSUPPORTED[name]
+            with pytest.raises(CoConfigError, match=rf"{name!r} has no CO variant \(\w"):
+                co_method(name)
+    assert set(UNSUPPORTED) <= solo_methods  # no reason for a method solo-learn does not have
+
+
+@pytest.mark.parametrize(
+    "name, cls, base",
+    [(c[0], c[1], c[3]) for c in MORE_CASES if c[0] in ("co_simsiam", "co_nnsiam", "co_nnclr")],
+)
+def test_stop_gradient_targets_refuse_local_target_grad(name, cls, base):
+    with pytest.raises(CoConfigError, match=r"local_target_grad=True is not available .* Fix: "):
+        build(name, cls, base, False, local_target_grad=True)
+
+
+def test_local_heads_are_optimized_like_their_global_heads():
+    model, _ = build("co_simsiam", CoSimSiam, "simsiam", False)
+    groups = {group["name"]: group for group in model.learnable_params}
+    # SimSiam keeps its predictor's learning rate fixed; so does CO-SimSiam for the local one
+    assert groups["predictor"]["static_lr"] and groups["local_predictor"]["static_lr"]
+    assert "static_lr" not in groups["local_projector"]
+
+
+@pytest.mark.parametrize("base_cls", [NNBYOL, NNCLR, NNSiam])
+def test_the_local_targets_are_the_neighbours_the_global_loss_uses(base_cls):
+    torch.manual_seed(0)
+    queue = F.normalize(torch.randn(64, 16), dim=-1)
+    z = F.normalize(torch.randn(8, 16), dim=-1)
+    _, neighbours = base_cls.find_nn(SimpleNamespace(queue=queue), z)  # solo-learn's own rule
+    assert torch.equal(nearest_neighbour(z, queue), neighbours)
+
+
+def test_with_one_position_the_local_losses_are_the_base_methods_own():
+    torch.manual_seed(0)
+    p, z = [torch.randn(8, 16) for _ in range(2)], [torch.randn(8, 16) for _ in range(2)]
+    simsiam = simsiam_loss_func(p[0], z[1]) / 2 + simsiam_loss_func(p[1], z[0]) / 2
+    local_p = [x.unsqueeze(1) for x in p]
+    torch.testing.assert_close(co_simsiam_local_loss(local_p, z), simsiam)
+    q, k = F.normalize(p[0], dim=-1), F.normalize(z[1], dim=-1)
+    queue = F.normalize(torch.randn(32, 16), dim=-1)
+    torch.testing.assert_close(
+        co_ressl_local_loss([q.unsqueeze(1)], k, queue, 0.1, 0.04),
+        ressl_loss_func(q, k, queue, 0.1, 0.04),
+    )
 
 
 def test_dino_local_head_must_have_the_global_prototypes():

@@ -34,7 +34,7 @@ def test_import_registers_everything_idempotently():
     registration.register()
     registration.register()
     assert METHODS["co_byol"] is CoBYOL and METHODS["co_simclr"] is CoSimCLR
-    assert len(CO_METHODS) == 7
+    assert len(CO_METHODS) == 13
     for name, cls in CO_METHODS.items():
         assert METHODS[name] is cls and METHODS[name[len("co_") :]] in cls.__mro__
     assert METHODS["byol"].__name__ == "BYOL"  # solo-learn's own entries untouched
@@ -94,6 +94,38 @@ def test_every_other_bare_config_builds_its_method_and_takes_a_step(config, meth
     loss.backward()
     assert torch.isfinite(loss)
     assert any(p.grad is not None for p in model.local_heads.parameters())
+
+
+@pytest.mark.parametrize(
+    "dataset, initialize_configs",
+    [
+        # CIFAR: the bare names, main_pretrain.py's search path (no --config-path)
+        ("cifar10", lambda: initialize(version_base="1.2", config_path=None)),
+        (
+            "imagenet100",
+            lambda: initialize_config_module(
+                version_base="1.2", config_module="solo_coplugin.configs.imagenet-100"
+            ),
+        ),
+    ],
+    ids=["cifar", "imagenet-100"],
+)
+def test_configs_of_the_other_variants_compose_and_pass_their_method_checks(
+    dataset, initialize_configs
+):
+    # the methods themselves are built and stepped in test_methods.py (small heads)
+    for method in ("co_simsiam", "co_nnbyol", "co_nnclr", "co_nnsiam", "co_ressl", "co_vibcreg"):
+        with initialize_configs():
+            cfg = compose(config_name=f"{method}.yaml")
+        OmegaConf.set_struct(cfg, False)
+        cfg = parse_cfg(cfg)
+        assert cfg.method == method and cfg.data.dataset == dataset, method
+        assert cfg.data.num_large_crops == 2 and cfg.wandb.enabled is False
+        cfg = METHODS[method].add_and_assert_specific_cfg(cfg)
+        assert cfg.method_kwargs.local_weight == 0.3 and cfg.method_kwargs.local_grid is None
+        if method == "co_ressl":  # its teacher is the second large crop, ReSSL's weak one
+            strong, weak = cfg.augmentations
+            assert weak.color_jitter.prob == 0.0 < strong.color_jitter.prob
 
 
 @pytest.mark.parametrize("config", ["co_byol", "co_simclr"])

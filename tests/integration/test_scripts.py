@@ -12,6 +12,7 @@ import solo
 import torch
 
 from solo_coplugin.backbones import resnet18_cifar, rf_resnet18
+from solo_coplugin.eval.checkpoint import load_checkpoint
 
 SOLO_ROOT = Path(solo.__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
@@ -127,7 +128,7 @@ def linear(ckpt, data, out_dir, backbone_overrides=()):
 
     # main_linear keeps the checkpoint keys that contain "backbone" and strips "backbone.":
     # the CO encoder must be complete there, and nothing CO-specific may look like a backbone
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    state = load_checkpoint(ckpt)["state_dict"]  # a real checkpoint loads with weights_only
     assert any(k.startswith("local_heads.") for k in state)
     assert not any("backbone" in k for k in state if k.startswith("local_heads."))
     return {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}

@@ -39,6 +39,35 @@ SMALL_HEADS = {
         "num_prototypes": 32,
         "warmup_teacher_temperature_epochs": 0,
     },
+    "simsiam": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
+    "nnbyol": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 32,
+        "pred_hidden_dim": 64,
+        "queue_size": 16,
+    },
+    "nnclr": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 32,
+        "pred_hidden_dim": 64,
+        "temperature": 0.2,
+        "queue_size": 16,
+    },
+    "nnsiam": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 32,
+        "pred_hidden_dim": 64,
+        "queue_size": 16,
+    },
+    "ressl": {
+        "proj_hidden_dim": 64,
+        "proj_output_dim": 32,
+        "temperature_q": 0.1,
+        "temperature_k": 0.04,
+        "queue_size": 16,
+    },
+    # iternorm: the local projector ends in its own IterNorm
+    "vibcreg": {"proj_hidden_dim": 64, "proj_output_dim": 32, "iternorm": True},
 }
 
 

@@ -3,7 +3,7 @@
 Refits the runner's linear probe on the features each run saved (``runs/<run>/features.pt``,
 written by ``solo-co-bench``) and compares the two methods' test predictions image by image.
 
-    python compare_predictions.py /work/bench/h2h-byol-cifar10-5k
+    python compare_predictions.py $BENCH
 """
 
 import sys

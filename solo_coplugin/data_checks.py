@@ -1,0 +1,164 @@
+"""Cheap checks of an image folder before anything trains on it or evaluates it.
+
+solo-learn reads ``data.dataset=custom`` (and ``imagenet``/``imagenet100`` in the image-folder
+format) with torchvision's ``ImageFolder``: one sub-folder per class, the files with an image
+extension in it (at any depth). A missing folder, a class folder without images or a file that
+is not an image otherwise fails late: in ``parse_cfg``, when the loaders are built, or in a
+data-loader worker in the middle of an epoch, after checkpoints were written. These checks look
+at every file's name and size (a directory listing, cheap even for ImageNet) and fully open a
+bounded sample of them, as ``ImageFolder``'s loader does.
+"""
+
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, pil_loader
+
+#: how many files are fully opened (decoded), spread evenly over the folder
+DEFAULT_SAMPLE = 64
+#: how many offending files or folders a message names
+LISTED = 5
+
+
+class DataCheckError(ValueError):
+    """The data cannot be read as configured; the message names the key, the path and the fix."""
+
+
+def _listed(items: Sequence[str]) -> str:
+    more = f" and {len(items) - LISTED} more" if len(items) > LISTED else ""
+    return ", ".join(str(item) for item in items[:LISTED]) + more
+
+
+def _image_files(folder: str) -> List[Tuple[str, int]]:
+    """(path, size) of the files ``ImageFolder`` takes from a class folder, in its order."""
+
+    files = []
+    for root, _, names in sorted(os.walk(folder, followlinks=True)):
+        for name in sorted(names):
+            if name.lower().endswith(IMG_EXTENSIONS):
+                path = os.path.join(root, name)
+                files.append((path, os.stat(path).st_size))
+    return files
+
+
+def _spread(items: Sequence, count: int) -> list:
+    """``count`` items spread evenly over ``items`` (all of them when there are fewer)."""
+
+    if len(items) <= count:
+        return list(items)
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]
+
+
+def _unreadable(paths: Sequence[str]) -> List[str]:
+    broken = []
+    for path in paths:
+        try:
+            pil_loader(path)
+        except Exception as error:  # whatever the data loader would stop on
+            broken.append(f"{path} ({type(error).__name__}: {error})")
+    return broken
+
+
+def check_image_folder(
+    path: Union[str, Path, None],
+    key: str,
+    sample: int = DEFAULT_SAMPLE,
+    no_labels: Optional[bool] = None,
+) -> int:
+    """Checks a folder as torchvision's ``ImageFolder`` (or, with ``no_labels``, solo-learn's
+    ``CustomDatasetWithoutLabels``) will read it.
+
+    Every file's extension and size is checked; ``sample`` files spread over the folder are
+    opened and decoded as the data loader will (opening every image would take minutes on
+    ImageNet).
+
+    Args:
+        path (Union[str, Path, None]): the folder.
+        key (str): the setting or argument it comes from (``data.train_path``), for messages.
+        sample (int): how many files to open and decode. Defaults to 64.
+        no_labels (Optional[bool]): True: a flat folder of images (``data.no_labels=True``),
+            of which solo-learn opens every entry, whatever its name; False: a pretraining
+            folder with classes (the message then mentions ``data.no_labels``); None: an
+            evaluation folder with classes.
+
+    Returns:
+        int: the number of images found.
+    """
+
+    if path is None or str(path).strip() in ("", "None"):
+        raise DataCheckError(f"{key} is not set. Fix: {key}=<folder of images>.")
+    path = Path(path)
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        layout = (
+            "a folder of images"
+            if no_labels
+            else "a folder with one sub-folder of images per class (<folder>/<class>/<image>, "
+            "torchvision's ImageFolder layout)"
+        )
+        raise DataCheckError(f"{key}={path} {what}. Fix: point {key} to {layout}.")
+
+    if no_labels:
+        entries = sorted(path.iterdir())
+        folders = [str(entry) for entry in entries if entry.is_dir()]
+        if folders:
+            raise DataCheckError(
+                f"{key}={path} holds folders ({_listed(folders)}), but data.no_labels=True reads "
+                "every entry of it as an image. Fix: data.no_labels=False for one sub-folder per "
+                "class, or move the images up into the folder."
+            )
+        files = [(str(entry), entry.stat().st_size) for entry in entries]
+        layout = "a flat folder of images (data.no_labels=True)"
+    else:
+        try:
+            classes, _ = find_classes(str(path))
+        except FileNotFoundError:
+            unlabeled = ", or data.no_labels=True for a flat folder of unlabeled images"
+            raise DataCheckError(
+                f"{key}={path} has no class sub-folders. Fix: put the images in one sub-folder "
+                "per class (<folder>/<class>/<image>, torchvision's ImageFolder layout)"
+                f"{unlabeled if no_labels is False else ''}."
+            ) from None
+        files, empty = [], []
+        for name in classes:
+            found = _image_files(str(path / name))
+            files += found
+            if not found:
+                empty.append(name)
+        if empty:
+            raise DataCheckError(
+                f"{key}={path}: the class folders {_listed(empty)} hold no image file (extensions "
+                f"{', '.join(IMG_EXTENSIONS)}), which torchvision's ImageFolder refuses. Fix: add "
+                "images to them or remove them (each class folder is a class)."
+            )
+        layout = f"{len(classes)} class folders"
+
+    if not files:
+        raise DataCheckError(f"{key}={path} holds no file. Fix: point {key} to the images.")
+    empty_files = [name for name, size in files if size == 0]
+    if empty_files:
+        raise DataCheckError(
+            f"{key}={path}: {len(empty_files)} image files are empty (0 bytes): "
+            f"{_listed(empty_files)}. Fix: delete or replace them (the data loader would stop on "
+            "them in the middle of an epoch)."
+        )
+    opened = _spread([name for name, _ in files], sample)
+    broken = _unreadable(opened)
+    if broken:
+        raise DataCheckError(
+            f"{key}={path}: files the data loader would read are not images it can open: "
+            f"{_listed(broken)}. Checked: the names and sizes of all {len(files)} files of "
+            f"{layout}, and opened {len(opened)} of them (a sample; others may be broken too). "
+            "Fix: delete or replace them (the data loader would stop on them in the middle of an "
+            "epoch)."
+        )
+    return len(files)
+
+
+def check_path_exists(path: Optional[Union[str, Path]], key: str) -> None:
+    """Checks that a data file or folder (an HDF5 file, a dataset root) exists."""
+
+    if path is None or not Path(path).exists():
+        raise DataCheckError(f"{key}={path} does not exist. Fix: set {key} to the data's path.")

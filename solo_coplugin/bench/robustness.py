@@ -65,6 +65,10 @@ def analyse_runs(
         else:
             train_f, _ = extract(model, train_x, batch_size)
         probe = fit_linear_probe(train_f, train_y)["probe"]
+        local_probe = None
+        if not model.tap.is_last_stage:  # the stage the run's local representations came from
+            local_probe = fit_linear_probe(pooled_stage_maps(model, train_x, batch_size), train_y)
+            local_probe = local_probe["probe"]
         results = run_analyses(
             model,
             probe,
@@ -74,6 +78,7 @@ def analyse_runs(
             attack_images,
             batch_size=batch_size,
             pgd_steps=pgd_steps,
+            local_probe=local_probe,
         )
         results.update(
             {
@@ -87,6 +92,19 @@ def analyse_runs(
             }
         )
         (directory / RECORD).write_text(json.dumps(results, indent=2))
+
+
+@torch.no_grad()
+def pooled_stage_maps(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The average-pooled map of the tapped stage for each image (batch by batch: the maps of a
+    whole training split would not fit in memory), on the CPU."""
+
+    device = next(model.parameters()).device
+    pooled = []
+    for start in range(0, images.shape[0], batch_size):
+        _, maps = model.forward_map(images[start : start + batch_size].to(device))
+        pooled.append(maps.float().mean(dim=(2, 3)).cpu())
+    return torch.cat(pooled)
 
 
 def curves(record: Dict) -> Dict[str, Dict[float, float]]:

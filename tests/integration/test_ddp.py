@@ -19,9 +19,9 @@ standing in for NCCL on GPUs), launched by Lightning itself, never by a home-mad
 2. solo-learn's ``main_pretrain.py`` with ``accelerator=cpu strategy=ddp devices="2"
    sync_batchnorm=False`` trains each CO config (``solo_coplugin/configs/cifar``) for one epoch on
    a 16-image set, writes its checkpoint, and a run resumed from that checkpoint trains the next
-   epoch. Each run is a fresh 2-process launch (10-25 s on 2 cores), so the default suite runs
-   ``DEFAULT_CONFIGS``; ``SOLO_CO_FULL_DDP=1`` runs every config, and torchrun launches (one node
-   with 2 processes; 2 nodes of 1 process, as two agents on this machine).
+   epoch (the resume for ``RESUMED_CONFIG``). Each run is a fresh 2-process launch (about 8 s on 2
+   idle cores); ``SOLO_CO_FULL_DDP=1`` also runs torchrun launches (one node with 2 processes; 2
+   nodes of 1 process, as two agents on this machine).
 """
 
 import csv
@@ -52,9 +52,8 @@ from .ddp_step import CASES, WORLD_SIZE, build_model, global_batch, train_steps
 
 SOLO_ROOT = Path(solo.__file__).resolve().parents[1]
 DDP_STEP = Path(__file__).with_name("ddp_step.py")
-#: the configs that the default suite trains with main_pretrain.py under DDP (the first one is
-#: also resumed); SOLO_CO_FULL_DDP=1 trains every config
-DEFAULT_CONFIGS = ("co_simclr",)
+#: the config whose DDP checkpoint is also resumed under DDP
+RESUMED_CONFIG = "co_simclr"
 FULL_DDP = os.environ.get("SOLO_CO_FULL_DDP") == "1"
 CONFIGS = sorted(
     p.stem for p in (Path(solo_coplugin.configs.__file__).parent / "cifar").glob("co_*.yaml")
@@ -371,23 +370,19 @@ needs_main_pretrain = pytest.mark.skipif(
 )
 full_ddp_only = pytest.mark.skipif(
     not FULL_DDP,
-    reason="one 2-process main_pretrain.py launch per run (15-25 s each on 2 cores); "
-    "SOLO_CO_FULL_DDP=1 runs it",
+    reason="torchrun launches of main_pretrain.py (2 launches); SOLO_CO_FULL_DDP=1 runs them",
 )
 #: main_pretrain.py started as usual: Lightning's DDP launcher starts the second process
 LIGHTNING_LAUNCHES = [[sys.executable]]
 
 
 @needs_main_pretrain
-@pytest.mark.parametrize(
-    "config",
-    [pytest.param(c, marks=() if c in DEFAULT_CONFIGS else full_ddp_only) for c in CONFIGS],
-)
+@pytest.mark.parametrize("config", CONFIGS)
 def test_main_pretrain_trains_each_co_config_with_ddp(config, tiny_train_set, tmp_path):
     run = pretrain(LIGHTNING_LAUNCHES, config, tiny_train_set, tmp_path / "run")
     check_trained_over_two_processes(run)
 
-    if config == DEFAULT_CONFIGS[0]:  # a DDP checkpoint resumes under DDP: the next epoch runs
+    if config == RESUMED_CONFIG:  # a DDP checkpoint resumes under DDP: the next epoch runs
         resume = ["max_epochs=2", f'++resume_from_checkpoint="{run.ckpt}"']
         resumed = pretrain(LIGHTNING_LAUNCHES, config, tiny_train_set, tmp_path / "resumed", resume)
         check_trained_over_two_processes(resumed, epoch=1)

@@ -155,6 +155,9 @@ def main(argv: Sequence[str] = None) -> None:
         str(Path(solo.__file__).resolve().parents[1]): "$SOLO_LEARN",
         sys.executable: "python",
     }
+    bench_executable = shutil.which("solo-co-bench")
+    if bench_executable:
+        replacements[bench_executable] = "solo-co-bench"
     for part in args.parts:
         if args.publish_only:
             publish(part, work, replacements)

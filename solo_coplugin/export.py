@@ -62,7 +62,8 @@ SOLO_COPLUGIN_BACKBONES = {
     "rf_resnet50": "solo_coplugin.backbones.rf_resnet.rf_resnet50",
 }
 # solo-learn builds these with timm's builders, as timm's models of these names with
-# ``num_classes=0`` (named by module: solo-learn re-registers "convnext_tiny" etc. in timm's registry)
+# ``num_classes=0`` (named by module: solo-learn re-registers "convnext_tiny" etc. in timm's
+# registry)
 TIMM_MODELS = {
     **{
         f"vit_{size}": f"timm.models.vision_transformer.vit_{size}_patch16_224"

@@ -225,8 +225,8 @@ def write_tables(
             "its mean with a 95% confidence interval from Student's t on the per-seed "
             "differences (n-1 degrees of freedom).",
             "",
-            "| pair | crop_min_scale | Δ linear [95% CI] | Δ k-NN [95% CI] | X linear | CO-X linear "
-            "| X k-NN | CO-X k-NN |",
+            "| pair | crop_min_scale | Δ linear [95% CI] | Δ k-NN [95% CI] | X linear "
+            "| CO-X linear | X k-NN | CO-X k-NN |",
             "|---|---|---|---|---|---|---|---|",
         ]
     for row in summary:

@@ -17,8 +17,8 @@ class CoBarlowTwins(CoMixin, BarlowTwins):
     view, and averaged over positions.
 
     Extra cfg settings:
-        method_kwargs: Barlow Twins' (proj_output_dim, proj_hidden_dim, lamb, scale_loss), and the CO keys of
-            :class:`~solo_coplugin.methods.co_base.CoMixin`.
+        method_kwargs: Barlow Twins' (proj_output_dim, proj_hidden_dim, lamb, scale_loss), and
+            the CO keys of :class:`~solo_coplugin.methods.co_base.CoMixin`.
     """
 
     local_head_names = {"z": "projector"}

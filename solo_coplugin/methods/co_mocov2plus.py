@@ -16,8 +16,8 @@ class CoMoCoV2Plus(CoMixin, MoCoV2Plus):
     negatives, with MoCo's temperature.
 
     Extra cfg settings:
-        method_kwargs: MoCo v2+'s (proj_output_dim, proj_hidden_dim, temperature, queue_size), and the CO keys of
-            :class:`~solo_coplugin.methods.co_base.CoMixin`.
+        method_kwargs: MoCo v2+'s (proj_output_dim, proj_hidden_dim, temperature, queue_size),
+            and the CO keys of :class:`~solo_coplugin.methods.co_base.CoMixin`.
     """
 
     local_head_names = {"z": "projector"}

@@ -16,8 +16,8 @@ class CoMoCoV3(CoMixin, MoCoV3):
     keys, gathered over devices, the negatives, with MoCo v3's temperature and 2T scaling.
 
     Extra cfg settings:
-        method_kwargs: MoCo v3's (proj_output_dim, proj_hidden_dim, pred_hidden_dim, temperature), and the CO keys of
-            :class:`~solo_coplugin.methods.co_base.CoMixin`.
+        method_kwargs: MoCo v3's (proj_output_dim, proj_hidden_dim, pred_hidden_dim,
+            temperature), and the CO keys of :class:`~solo_coplugin.methods.co_base.CoMixin`.
     """
 
     local_head_names = {"z": "projector", "q": "predictor"}

@@ -17,8 +17,8 @@ class CoVICReg(CoMixin, VICReg):
     the other view, and averaged over positions.
 
     Extra cfg settings:
-        method_kwargs: VICReg's (proj_output_dim, proj_hidden_dim, sim/var/cov_loss_weight), and the CO keys of
-            :class:`~solo_coplugin.methods.co_base.CoMixin`.
+        method_kwargs: VICReg's (proj_output_dim, proj_hidden_dim, sim/var/cov_loss_weight), and
+            the CO keys of :class:`~solo_coplugin.methods.co_base.CoMixin`.
     """
 
     local_head_names = {"z": "projector"}

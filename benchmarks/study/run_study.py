@@ -42,6 +42,10 @@ PROTOCOL = [
     "--override",
     "++backbone.kwargs.width=16",
 ]
+#: the robustness suite of the main pairs (``solo-co-eval robustness``): corruptions on 2,000 and
+#: PGD-10 on 500 fixed test images (the same for every run), internal corruption and redundancy
+#: on all 10,000
+ROBUSTNESS = ["--corruption-images", "2000", "--attack-images", "500", "--pgd-steps", "10"]
 SEEDS_MAIN = ["0", "1", "2"]
 SEEDS_ABLATION = ["0", "1"]
 
@@ -50,10 +54,12 @@ PARTS: Dict[str, Dict] = {
     "simclr": {
         "question": "1. SimCLR vs CO-SimCLR, 3 seeds",
         "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_MAIN],
+        "robustness": True,
     },
     "byol": {
         "question": "1. BYOL vs CO-BYOL, 3 seeds",
         "args": ["--pairs", "byol,co_byol", "--seeds", *SEEDS_MAIN],
+        "robustness": True,
     },
     "simclr-local-weight-0.1": {
         "question": "3. local_weight 0.1 (0.3 is part 'simclr')",
@@ -94,7 +100,15 @@ PARTS: Dict[str, Dict] = {
         "reuse": ["simclr"],
     },
 }
-PUBLISHED = ("results.md", "results.csv", "results.json", "plan.json", "*.png")
+PUBLISHED = (
+    "results.md",
+    "results.csv",
+    "results.json",
+    "plan.json",
+    "robustness.md",
+    "robustness.json",
+    "*.png",
+)
 
 
 def bench_command(part: str, data: Path, work: Path) -> List[str]:
@@ -108,6 +122,20 @@ def bench_command(part: str, data: Path, work: Path) -> List[str]:
     if spec.get("reuse"):
         command += ["--reuse-from", *[str(work / other) for other in spec["reuse"]]]
     return command + ["--out", str(work / part)]
+
+
+def robustness_command(part: str, work: Path) -> List[str]:
+    """The robustness suite on a part's runs (resumes: analysed runs are skipped)."""
+
+    return [
+        "solo-co-eval",
+        "robustness",
+        "--bench",
+        str(work / part),
+        *ROBUSTNESS,
+        "--device",
+        "cpu",
+    ]
 
 
 def portable(text: str, replacements: Dict[str, str]) -> str:
@@ -163,16 +191,20 @@ def main(argv: Sequence[str] = None) -> None:
         if args.publish_only:
             publish(part, work, replacements)
             continue
-        command = bench_command(part, data, work)
-        print(f"# {PARTS[part]['question']}\n{shlex.join(command)}", flush=True)
-        if args.dry_run:
-            continue
-        # one thread per run: reproducible, and a run keeps its speed when something else runs
-        # (two threads against another process thrash: 20 s instead of 0.4 s a step, measured)
-        result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        publish(part, work, replacements)
-        if result.returncode != 0:
-            sys.exit(f"part {part} failed (exit {result.returncode}); rerun to resume")
+        commands = [bench_command(part, data, work)]
+        if PARTS[part].get("robustness"):
+            commands.append(robustness_command(part, work))
+        print(f"# {PARTS[part]['question']}", flush=True)
+        for command in commands:
+            print(shlex.join(command), flush=True)
+            if args.dry_run:
+                continue
+            # one thread per process: reproducible, and a run keeps its speed when something else
+            # runs (two threads against another process thrash: 20 s instead of 0.4 s a step)
+            result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            publish(part, work, replacements)
+            if result.returncode != 0:
+                sys.exit(f"part {part} failed (exit {result.returncode}); rerun to resume")
 
 
 if __name__ == "__main__":

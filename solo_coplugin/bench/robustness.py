@@ -14,7 +14,12 @@ import torch
 
 from solo_coplugin.bench.evaluate import FEATURES_FILE
 from solo_coplugin.bench.plan import TRAIN_RECORD, Run, run_dir
-from solo_coplugin.bench.report import format_mean_spread, mean_spread
+from solo_coplugin.bench.report import (
+    format_interval,
+    format_mean_spread,
+    mean_spread,
+    paired_interval,
+)
 from solo_coplugin.eval.analyses import run_analyses
 from solo_coplugin.eval.checkpoint import (
     find_checkpoint,
@@ -131,6 +136,129 @@ ANALYSES = {
 }
 
 
+#: one number per analysis and run, for the paired CO-X minus X differences: name -> (what it is,
+#: record -> value). Means over the attacked conditions, so one number summarizes each curve.
+SCALARS = {
+    "corrupted": (
+        "noise corruption: accuracy, mean over corruptions and severities 1-5",
+        lambda c, r: statistics.fmean(a for s, a in c["corruption"].items() if s > 0),
+    ),
+    "corruption_drop": (
+        "noise corruption: clean minus that mean (lower = more robust)",
+        lambda c, r: c["corruption"][0]
+        - statistics.fmean(a for s, a in c["corruption"].items() if s > 0),
+    ),
+    "internal": (
+        "internal corruption: accuracy, mean over p = 0.1-0.9 positions dropped",
+        lambda c, r: statistics.fmean(a for p, a in c["internal_corruption"].items() if p > 0),
+    ),
+    "internal_drop": (
+        "internal corruption: p = 0 minus that mean (lower = more robust)",
+        lambda c, r: c["internal_corruption"][0.0]
+        - statistics.fmean(a for p, a in c["internal_corruption"].items() if p > 0),
+    ),
+    "pgd": (
+        "PGD: robust accuracy, mean over the radii eps > 0",
+        lambda c, r: statistics.fmean(a for e, a in c["pgd"].items() if e > 0),
+    ),
+    "one_position": (
+        "redundancy: accuracy from one local representation (k = 1)",
+        lambda c, r: c["redundancy"][1.0],
+    ),
+    "local_local_cosine": (
+        "redundancy: mean cosine between an image's local representations (x 100)",
+        lambda c, r: 100.0 * r["redundancy"]["local_local_cosine"],
+    ),
+}
+
+
+def paired_differences(records: Sequence[Dict]) -> list:
+    """Per (pair, crop scale): each scalar of :data:`SCALARS` as CO-X minus X on the same seed,
+    with the mean and its 95% Student-t interval (n-1 degrees of freedom)."""
+
+    runs: Dict = {}
+    for record in records:
+        key = (record["base"], record.get("crop_min_scale"))
+        runs.setdefault(key, {}).setdefault(record["method"], {})[record["seed"]] = record
+    rows = []
+    for (base, scale), by_method in runs.items():
+        base_runs, co_runs = by_method.get(base, {}), by_method.get(f"co_{base}", {})
+        seeds = sorted(set(base_runs) & set(co_runs))
+        if not seeds:
+            continue
+        row = {"base": base, "crop_min_scale": scale, "seeds": seeds}
+        for name, (_, value) in SCALARS.items():
+            deltas = [
+                value(curves(co_runs[s]), co_runs[s]) - value(curves(base_runs[s]), base_runs[s])
+                for s in seeds
+            ]
+            row[name] = {**paired_interval(deltas), "deltas": dict(zip(seeds, deltas))}
+        rows.append(row)
+    return rows
+
+
+def paired_lines(rows: Sequence[Dict]) -> list:
+    if not rows:
+        return []
+    names = [
+        f"co_{r['base']} - {r['base']}"
+        + ("" if r["crop_min_scale"] is None else f" @cms{r['crop_min_scale']:g}")
+        for r in rows
+    ]
+    lines = [
+        "## Paired differences: CO-X minus X",
+        "",
+        "Each seed's CO-X minus X on the same seed, in points; mean with a 95% confidence "
+        "interval from Student's t on the per-seed differences (n-1 degrees of freedom). An "
+        "interval that excludes 0 is a difference these seeds resolve.",
+        "",
+        "| summary | " + " | ".join(names) + " |",
+        "|---" * (len(rows) + 1) + "|",
+    ]
+    for name, (label, _) in SCALARS.items():
+        lines.append(f"| {label} | " + " | ".join(format_interval(r[name]) for r in rows) + " |")
+    return lines + [""]
+
+
+def plot_paired(rows: Sequence[Dict], out_dir: Path) -> None:
+    """``robustness-differences.png``: per-seed CO-X minus X (dots), mean and 95% t-CI."""
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rows), figsize=(6 * len(rows), 4.2), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        for i, name in enumerate(SCALARS):
+            deltas = list(row[name]["deltas"].values())
+            ax.scatter([i] * len(deltas), deltas, color="tab:orange", s=18, zorder=3)
+            interval = row[name]
+            if interval["low"] is not None:
+                ax.errorbar(
+                    i + 0.2,
+                    interval["mean"],
+                    yerr=[
+                        [interval["mean"] - interval["low"]],
+                        [interval["high"] - interval["mean"]],
+                    ],
+                    fmt="s",
+                    color="black",
+                    capsize=4,
+                    markersize=4,
+                )
+        ax.axhline(0.0, color="grey", linewidth=1, linestyle="--")
+        ax.set_xticks(range(len(SCALARS)), list(SCALARS), rotation=35, ha="right", fontsize=8)
+        ax.set_ylabel("CO-X minus X (points)")
+        scale = "" if row["crop_min_scale"] is None else f", cms {row['crop_min_scale']:g}"
+        ax.set_title(
+            f"co_{row['base']} - {row['base']}{scale}: per seed, mean and 95% t-CI", fontsize=9
+        )
+    fig.tight_layout()
+    fig.savefig(out_dir / "robustness-differences.png", dpi=120)
+    plt.close(fig)
+
+
 def write_robustness_report(runs: Sequence[Run], out_dir: Path) -> Dict:
     """robustness.{md,json} and one PNG per analysis, X and CO-X side by side."""
 
@@ -170,8 +298,9 @@ def write_robustness_report(runs: Sequence[Run], out_dir: Path) -> Dict:
                 [r["redundancy"]["local_global_cosine"] for r in group]
             ),
         }
+    paired = paired_differences(records)
     (out_dir / "robustness.json").write_text(
-        json.dumps({"summary": summary, "runs": records}, indent=2, default=str)
+        json.dumps({"summary": summary, "paired": paired, "runs": records}, indent=2, default=str)
     )
 
     lines = ["# Robustness and redundancy: X vs CO-X", ""]
@@ -186,6 +315,7 @@ def write_robustness_report(runs: Sequence[Run], out_dir: Path) -> Dict:
         ]
         if any(len(s["seeds"]) < 2 for s in summary.values()):
             lines += ["Rows with n=1 are single runs: not a result, only a progress report.", ""]
+    lines += paired_lines(paired)
     for analysis, (x_label, title) in ANALYSES.items():
         lines += [f"## {title}", "", f"x: {x_label}", ""]
         names = list(summary)
@@ -245,4 +375,6 @@ def write_robustness_report(runs: Sequence[Run], out_dir: Path) -> Dict:
         fig.tight_layout()
         fig.savefig(out_dir / f"robustness-{analysis}.png", dpi=120)
         plt.close(fig)
+    if paired:
+        plot_paired(paired, out_dir)
     return summary

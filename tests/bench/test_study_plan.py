@@ -37,3 +37,16 @@ def test_published_text_has_no_machine_paths():
     assert run_study.portable(text, replacements) == (
         "cd $STUDY/simclr && python main_pretrain.py data=$DATA/train"
     )
+
+
+def test_the_main_pairs_get_the_robustness_suite(tmp_path):
+    from solo_coplugin.eval.__main__ import parse_args as eval_args
+
+    with_suite = [part for part, spec in run_study.PARTS.items() if spec.get("robustness")]
+    assert with_suite == ["simclr", "byol"]  # item 1 of the study
+    command = run_study.robustness_command("byol", tmp_path)
+    assert command[:2] == ["solo-co-eval", "robustness"]
+    args = eval_args(command[1:])
+    assert args.bench == tmp_path / "byol" and str(args.device) == "cpu"
+    assert (args.corruption_images, args.attack_images, args.pgd_steps) == (2000, 500, 10)
+    assert "robustness.md" in run_study.PUBLISHED

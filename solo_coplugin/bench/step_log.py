@@ -18,6 +18,7 @@ from typing import Any, Dict, List
 
 from lightning.pytorch.callbacks import Callback
 
+from solo_coplugin.core.resume import restore_momentum_tau
 from solo_coplugin.core.rng import RngStatesOnResume, capture_rng_states
 
 STEP_LOG_ENV = "SOLO_CO_STEP_LOG"
@@ -85,9 +86,17 @@ class RngStatesInCheckpoint(Callback):
         self.on_resume.restore_pending()
 
 
+class MomentumTauOnResume(Callback):
+    """Sets a resumed momentum method's EMA coefficient from the restored step, so that a resumed
+    X run (BYOL, ...) continues the same run, as a resumed CO-X run does (``core.resume``)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        restore_momentum_tau(pl_module)
+
+
 def callbacks() -> List[Callback]:
     """Lightning's callbacks factory: the runner's callbacks when ``SOLO_CO_STEP_LOG`` is set,
     else nothing."""
 
     path = os.environ.get(STEP_LOG_ENV)
-    return [StepLog(path), RngStatesInCheckpoint()] if path else []
+    return [StepLog(path), RngStatesInCheckpoint(), MomentumTauOnResume()] if path else []

@@ -38,6 +38,7 @@ from solo_coplugin.core import (
     run_head,
     setting_names,
 )
+from solo_coplugin.core.resume import restore_momentum_tau
 from solo_coplugin.core.rng import RNG_STATE_KEY, RngStatesOnResume, capture_rng_states
 
 
@@ -483,6 +484,13 @@ class CoMixin:
         super().on_load_checkpoint(checkpoint)
         if RNG_STATE_KEY in checkpoint and self._trainer is not None:
             self._rng_states_on_resume.load(checkpoint[RNG_STATE_KEY])
+
+    def on_train_start(self) -> None:
+        """After a resume, sets the momentum coefficient of the restored step (solo-learn keeps
+        it only in memory; see ``core.resume``)."""
+
+        super().on_train_start()
+        restore_momentum_tau(self)
 
     def on_train_epoch_start(self) -> None:
         """Restores the generators' states after a resume, so the run continues the same run."""

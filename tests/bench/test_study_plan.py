@@ -2,6 +2,7 @@
 runs they share, and portable published paths."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 from solo_coplugin.bench.runner import parse_args
@@ -50,3 +51,46 @@ def test_the_main_pairs_get_the_robustness_suite(tmp_path):
     assert args.bench == tmp_path / "byol" and str(args.device) == "cpu"
     assert (args.corruption_images, args.attack_images, args.pgd_steps) == (2000, 500, 10)
     assert "robustness.md" in run_study.PUBLISHED
+
+
+def test_every_comparison_reads_runs_that_its_parts_train(tmp_path):
+    for question, label, *arms in run_study.COMPARISONS:
+        for part, method, scale in arms:
+            args = parse_args(run_study.bench_command(part, tmp_path, tmp_path)[1:])
+            assert method in ",".join(args.pairs).split(","), (label, part, method)
+            scales = [float(s) for s in args.crop_min_scales or []] or [None]
+            assert scale in scales, (label, part, scale)
+    assert [q for q, *_ in run_study.COMPARISONS] == sorted(q for q, *_ in run_study.COMPARISONS)
+
+
+def test_summary_pairs_seeds_across_parts(tmp_path):
+    def results(part, runs):
+        (tmp_path / part).mkdir()
+        records = [
+            {"method": m, "seed": s, "crop_min_scale": None, "linear_top1": lin, "knn_top1": knn}
+            for m, s, lin, knn in runs
+        ]
+        (tmp_path / part / "results.json").write_text(json.dumps({"runs": records}))
+
+    results(
+        "simclr",
+        [
+            ("simclr", 0, 50.0, 40.0),
+            ("co_simclr", 0, 51.0, 41.0),
+            ("simclr", 1, 52.0, 42.0),
+            ("co_simclr", 1, 55.0, 41.0),
+            ("simclr", 2, 51.0, 40.0),  # its CO-X has not run: seed 2 is left out
+        ],
+    )
+    results("simclr-slim-heads", [("co_simclr", 0, 50.0, 40.0), ("co_simclr", 1, 56.0, 40.0)])
+    rows = {r["label"]: r for r in run_study.write_summary(tmp_path)}
+    assert set(rows) == {"CO-SimCLR - SimCLR", "CO-SimCLR slim heads (512) - default heads"}
+    main = rows["CO-SimCLR - SimCLR"]
+    assert main["seeds"] == [0, 1] and main["linear_top1"]["mean"] == 2.0  # (1 + 3) / 2
+    assert main["knn_top1"]["deltas"] == {0: 1.0, 1: -1.0}
+    assert main["a:linear_top1"] == 51.0  # seeds 0 and 1 only
+    slim = rows["CO-SimCLR slim heads (512) - default heads"]
+    assert slim["linear_top1"]["deltas"] == {0: -1.0, 1: 1.0}  # against CO-SimCLR, seed by seed
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| 1 | CO-SimCLR - SimCLR | +2.0 [-10.7, +14.7] (n=2) |" in markdown
+    assert (tmp_path / "summary.png").stat().st_size > 0

@@ -372,9 +372,11 @@ def main(argv: Sequence[str] = None) -> None:
             print(shlex.join(command), flush=True)
             if args.dry_run:
                 continue
-            # one thread per process: reproducible, and a run keeps its speed when something else
-            # runs (two threads against another process thrash: 20 s instead of 0.4 s a step)
-            result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            # one thread per training run (two side by side): reproducible, and a run keeps its
+            # speed when something else runs (two threads against another process thrash: 20 s
+            # instead of 0.4 s a step); the robustness suite runs alone, on both cores
+            threads = "2" if command[0] == "solo-co-eval" else "1"
+            result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": threads})
             publish(part, work, replacements)
             write_summary()
             if result.returncode != 0:

@@ -49,6 +49,13 @@ PROTOCOL = [
 #: on all 10,000
 ROBUSTNESS = ["--corruption-images", "2000", "--attack-images", "500", "--pgd-steps", "10"]
 SEEDS_MAIN = ["0", "1", "2"]
+#: co_byol_rf.yaml's RF-ResNet-18: CIFAR stem, 3x3 kernels in 2 blocks of layer1 and 1 of layer2,
+#: 1x1 after, so each local representation sees 17 px of a 32 px image (resnet18_cifar: 109 px)
+RF17_OVERRIDES = [
+    "++backbone.kwargs.cifar_stem=True",
+    "++backbone.kwargs.kernel3_blocks=[2,1,0,0]",
+    "++backbone.kwargs.bag_mlp=False",
+]
 SEEDS_ABLATION = ["0", "1"]
 
 #: part name -> (what it answers, solo-co-bench arguments beyond the protocol); in running order
@@ -61,6 +68,15 @@ PARTS: Dict[str, Dict] = {
     "byol": {
         "question": "1. BYOL vs CO-BYOL, 3 seeds",
         "args": ["--pairs", "byol,co_byol", "--seeds", *SEEDS_MAIN],
+        "robustness": True,
+    },
+    "simclr-rf17": {
+        "question": "6. (ours) the paper's setting on small images, local representations that "
+        "see a part of the image: SimCLR vs CO-SimCLR on rf_resnet18, RF 17 px of 32 (co_byol_rf's "
+        "backbone), 2 seeds",
+        "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_ABLATION],
+        "backbone": "rf_resnet18",
+        "override": RF17_OVERRIDES,
         "robustness": True,
     },
     "simclr-local-weight-0.1": {
@@ -162,6 +178,12 @@ COMPARISONS = [
         ("simclr", "simclr", None),
         ("simclr-multicrop-control", "simclr", None),
     ),
+    (
+        "6",
+        "CO-SimCLR - SimCLR, rf_resnet18 (RF 17 px)",
+        ("simclr-rf17", "simclr", None),
+        ("simclr-rf17", "co_simclr", None),
+    ),
 ]
 METRICS = (("linear_top1", "linear"), ("knn_top1", "k-NN"))
 
@@ -179,7 +201,13 @@ PUBLISHED = (
 def bench_command(part: str, data: Path, work: Path) -> List[str]:
     spec = PARTS[part]
     # two one-thread runs side by side on a 2-core machine (0.40 s a SimCLR step each, measured)
-    command = ["solo-co-bench", "--data", str(data), *PROTOCOL, "--jobs", "2", *spec["args"]]
+    protocol = list(PROTOCOL)
+    if spec.get("backbone"):
+        protocol[protocol.index("--backbone") + 1] = spec["backbone"]
+    if spec.get("override"):  # one --override list: the protocol's, then the part's
+        at = protocol.index("--override") + 2
+        protocol[at:at] = spec["override"]
+    command = ["solo-co-bench", "--data", str(data), *protocol, "--jobs", "2", *spec["args"]]
     if spec.get("co_override"):
         command += ["--co-override", *spec["co_override"]]
     if spec.get("base_override"):

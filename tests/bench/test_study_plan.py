@@ -32,6 +32,16 @@ def test_parts_are_valid_bench_commands_in_the_issues_order(tmp_path):
     assert not control.co_override  # CO-X is part simclr's, reused
 
 
+def test_the_rf_part_changes_only_the_backbone(tmp_path):
+    main = parse_args(run_study.bench_command("simclr", tmp_path, tmp_path)[1:])
+    rf = parse_args(run_study.bench_command("simclr-rf17", tmp_path, tmp_path)[1:])
+    assert (main.backbone, rf.backbone) == ("resnet18_cifar", "rf_resnet18")
+    assert rf.override == main.override + run_study.RF17_OVERRIDES  # width 16 kept
+    assert "++backbone.kwargs.kernel3_blocks=[2,1,0,0]" in rf.override
+    for key in ("epochs", "batch_size", "precision", "pairs", "crop_min_scales"):
+        assert getattr(rf, key) == getattr(main, key)
+
+
 def test_published_text_has_no_machine_paths():
     text = "cd /work/study/simclr && /usr/bin/python3 main_pretrain.py data=/data/c10/train"
     replacements = {"/work/study": "$STUDY", "/data/c10": "$DATA", "/usr/bin/python3": "python"}
@@ -44,7 +54,7 @@ def test_the_main_pairs_get_the_robustness_suite(tmp_path):
     from solo_coplugin.eval.__main__ import parse_args as eval_args
 
     with_suite = [part for part, spec in run_study.PARTS.items() if spec.get("robustness")]
-    assert with_suite == ["simclr", "byol"]  # item 1 of the study
+    assert with_suite == ["simclr", "byol", "simclr-rf17"]  # item 1, and the RF pair
     command = run_study.robustness_command("byol", tmp_path)
     assert command[:2] == ["solo-co-eval", "robustness"]
     args = eval_args(command[1:])

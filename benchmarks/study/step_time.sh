@@ -8,7 +8,7 @@ set -euo pipefail
 BACKBONE=${BACKBONE:-resnet18_cifar}
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 DATA=$1 METHOD=$2 WIDTH=$3 BATCH=$4 PRECISION=$5 CONFIG=${6:-co_${2#co_}.yaml}
-SOLO=$(python -c "import solo, pathlib; print(pathlib.Path(solo.__file__).parents[1])")
+SOLO=$(python -c "import solo, pathlib; print(pathlib.Path(solo.__file__).parents[1])" 2>/dev/null)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

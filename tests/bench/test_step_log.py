@@ -3,7 +3,13 @@ from types import SimpleNamespace
 
 import torch
 
-from solo_coplugin.bench.step_log import STEP_LOG_ENV, RngStatesInCheckpoint, StepLog, callbacks
+from solo_coplugin.bench.step_log import (
+    STEP_LOG_ENV,
+    MomentumTauOnResume,
+    RngStatesInCheckpoint,
+    StepLog,
+    callbacks,
+)
 
 
 def fake_trainer(step, metrics):
@@ -16,9 +22,10 @@ def test_no_callback_unless_the_runner_asks(monkeypatch, tmp_path):
     monkeypatch.delenv(STEP_LOG_ENV, raising=False)
     assert callbacks() == []
     monkeypatch.setenv(STEP_LOG_ENV, str(tmp_path / "steps.csv"))
-    step_log, rng_states = callbacks()
+    step_log, rng_states, momentum_tau = callbacks()
     assert isinstance(step_log, StepLog) and step_log.path == str(tmp_path / "steps.csv")
     assert isinstance(rng_states, RngStatesInCheckpoint)
+    assert isinstance(momentum_tau, MomentumTauOnResume)
 
 
 def test_the_rng_states_callback_restores_every_generator(tmp_path):

@@ -118,7 +118,9 @@ def test_robustness_analyses_of_the_benchmark(tiny_bench, capsys):
     clean = json.loads((out_dir / "runs" / "simclr-s0" / "eval.json").read_text())["linear_top1"]
     assert record["clean"] == pytest.approx(clean)  # the runner's probe, refitted identically
     assert record["internal_corruption"]["0.0"] == pytest.approx(clean)
-    assert len(list(out_dir.glob("robustness-*.png"))) == 4
+    # one per analysis, and the paired differences (one seed: X and CO-X both have seed 0)
+    assert len(list(out_dir.glob("robustness-*.png"))) == 5
+    assert "## Paired differences: CO-X minus X" in markdown
 
 
 def test_main_knn_equivalent_on_a_co_checkpoint_on_cpu(tiny_bench, capsys):

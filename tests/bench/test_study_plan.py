@@ -42,6 +42,12 @@ def test_the_rf_part_changes_only_the_backbone(tmp_path):
         assert getattr(rf, key) == getattr(main, key)
 
 
+def test_co_byol_gets_quarter_width_local_heads_and_byol_is_unchanged(tmp_path):
+    byol = parse_args(run_study.bench_command("byol", tmp_path, tmp_path)[1:])
+    assert byol.co_override == ["method_kwargs.local_hidden_dim=1024"]
+    assert not byol.base_override and byol.override == ["++backbone.kwargs.width=16"]
+
+
 def test_published_text_has_no_machine_paths():
     text = "cd /work/study/simclr && /usr/bin/python3 main_pretrain.py data=/data/c10/train"
     replacements = {"/work/study": "$STUDY", "/data/c10": "$DATA", "/usr/bin/python3": "python"}

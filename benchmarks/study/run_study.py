@@ -334,6 +334,8 @@ def plot_summary(rows: Sequence[Dict], path: Path) -> None:
 
     import matplotlib
 
+    from solo_coplugin.bench.report import draw_paired
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -342,23 +344,9 @@ def plot_summary(rows: Sequence[Dict], path: Path) -> None:
     ys = list(range(len(rows)))[::-1]
     for ax, (metric, name) in zip(axes[0], METRICS):
         for y, row in zip(ys, rows):
-            deltas = list(row[metric]["deltas"].values())
-            ax.scatter(deltas, [y] * len(deltas), color="tab:orange", s=16, zorder=3)
-            interval = row[metric]
-            if interval["low"] is not None:
-                ax.errorbar(
-                    interval["mean"],
-                    y - 0.18,
-                    xerr=[
-                        [interval["mean"] - interval["low"]],
-                        [interval["high"] - interval["mean"]],
-                    ],
-                    fmt="s",
-                    color="black",
-                    capsize=3,
-                    markersize=3,
-                )
+            draw_paired(ax, y, row[metric]["deltas"].values(), row[metric], horizontal=True)
         ax.axvline(0.0, color="grey", linewidth=1, linestyle="--")
+        ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.set_xlabel(f"Δ {name} top-1 (points): per seed (dots), mean and 95% t-CI")
     axes[0][0].set_yticks(ys, [f"{r['question']}. {r['label']}" for r in rows], fontsize=8)
     fig.tight_layout()

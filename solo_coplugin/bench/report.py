@@ -312,6 +312,35 @@ def plot(records: List[Dict], out_dir: Path, runs: Sequence[Run], title: str) ->
     plt.close(fig)
 
 
+def draw_paired(
+    ax, position: float, deltas, interval: Dict, horizontal: bool = False, offset: float = 0.18
+) -> None:
+    """One comparison on a matplotlib axis: each seed's difference (dots) at ``position``, and
+    beside it the mean with its confidence interval (a square and a bar) when there is one.
+
+    Args:
+        ax: the axis.
+        position (float): where the comparison sits on the categorical axis.
+        deltas: the per-seed differences.
+        interval (Dict): :func:`paired_interval`'s result.
+        horizontal (bool): differences along x (comparisons stacked along y).
+        offset (float): the interval's shift from the dots along the categorical axis.
+    """
+
+    deltas = list(deltas)
+    places = [position] * len(deltas)
+    points = (deltas, places) if horizontal else (places, deltas)
+    ax.scatter(*points, color="tab:orange", s=18, zorder=3)
+    if interval["low"] is None:
+        return
+    error = [[interval["mean"] - interval["low"]], [interval["high"] - interval["mean"]]]
+    style = dict(fmt="s", color="black", capsize=3, markersize=3)
+    if horizontal:
+        ax.errorbar(interval["mean"], position - offset, xerr=error, **style)
+    else:
+        ax.errorbar(position + offset, interval["mean"], yerr=error, **style)
+
+
 def plot_paired_differences(summary: List[Dict], out_dir: Path, title: str) -> Optional[Path]:
     """``differences.png``: each seed's CO-X minus X (dots), their mean and 95% t interval, and
     the zero line, per pair/setting and metric; None when no pair is complete."""
@@ -328,22 +357,7 @@ def plot_paired_differences(summary: List[Dict], out_dir: Path, title: str) -> O
     for ax, (metric, label) in zip(axes[0], METRICS):
         names = []
         for i, row in enumerate(rows):
-            deltas = list(row[f"deltas:{metric}"].values())
-            ax.scatter([i] * len(deltas), deltas, color="tab:orange", s=20, zorder=3)
-            interval = row[f"delta_ci:{metric}"]
-            if interval["low"] is not None:
-                ax.errorbar(
-                    i + 0.15,
-                    interval["mean"],
-                    yerr=[
-                        [interval["mean"] - interval["low"]],
-                        [interval["high"] - interval["mean"]],
-                    ],
-                    fmt="s",
-                    color="black",
-                    capsize=4,
-                    markersize=4,
-                )
+            draw_paired(ax, i, row[f"deltas:{metric}"].values(), row[f"delta_ci:{metric}"])
             scale = "" if row["crop_min_scale"] is None else f"\ncms {row['crop_min_scale']:g}"
             names.append(f"co_{row['base']} - {row['base']}{scale}")
         ax.axhline(0.0, color="grey", linewidth=1, linestyle="--")

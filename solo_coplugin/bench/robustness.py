@@ -15,6 +15,7 @@ import torch
 from solo_coplugin.bench.evaluate import FEATURES_FILE
 from solo_coplugin.bench.plan import TRAIN_RECORD, Run, run_dir
 from solo_coplugin.bench.report import (
+    draw_paired,
     format_interval,
     format_mean_spread,
     mean_spread,
@@ -231,22 +232,7 @@ def plot_paired(rows: Sequence[Dict], out_dir: Path) -> None:
     fig, axes = plt.subplots(1, len(rows), figsize=(6 * len(rows), 4.2), squeeze=False)
     for ax, row in zip(axes[0], rows):
         for i, name in enumerate(SCALARS):
-            deltas = list(row[name]["deltas"].values())
-            ax.scatter([i] * len(deltas), deltas, color="tab:orange", s=18, zorder=3)
-            interval = row[name]
-            if interval["low"] is not None:
-                ax.errorbar(
-                    i + 0.2,
-                    interval["mean"],
-                    yerr=[
-                        [interval["mean"] - interval["low"]],
-                        [interval["high"] - interval["mean"]],
-                    ],
-                    fmt="s",
-                    color="black",
-                    capsize=4,
-                    markersize=4,
-                )
+            draw_paired(ax, i, row[name]["deltas"].values(), row[name])
         ax.axhline(0.0, color="grey", linewidth=1, linestyle="--")
         ax.set_xticks(range(len(SCALARS)), list(SCALARS), rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("CO-X minus X (points)")

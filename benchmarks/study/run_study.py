@@ -75,15 +75,6 @@ PARTS: Dict[str, Dict] = {
         "co_override": ["method_kwargs.local_hidden_dim=1024"],
         "robustness": True,
     },
-    "simclr-rf17": {
-        "question": "6. (ours) the paper's setting on small images, local representations that "
-        "see a part of the image: SimCLR vs CO-SimCLR on rf_resnet18, RF 17 px of 32 (co_byol_rf's "
-        "backbone), 2 seeds",
-        "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_ABLATION],
-        "backbone": "rf_resnet18",
-        "override": RF17_OVERRIDES,
-        "robustness": True,
-    },
     "simclr-local-weight-0.1": {
         "question": "3. local_weight 0.1 (0.3 is part 'simclr')",
         "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_ABLATION],
@@ -121,6 +112,15 @@ PARTS: Dict[str, Dict] = {
         "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_ABLATION],
         "base_override": ["augmentations=symmetric_multicrop.yaml"],
         "reuse": ["simclr"],
+    },
+    "simclr-rf17": {
+        "question": "6. (ours) the paper's setting on small images, local representations that "
+        "see a part of the image: SimCLR vs CO-SimCLR on rf_resnet18, RF 17 px of 32 (co_byol_rf's "
+        "backbone), 2 seeds",
+        "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_ABLATION],
+        "backbone": "rf_resnet18",
+        "override": RF17_OVERRIDES,
+        "robustness": True,
     },
 }
 #: the study's answers, one paired difference each: (question, label, arm A, arm B); an arm is

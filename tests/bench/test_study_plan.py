@@ -60,7 +60,7 @@ def test_the_main_pairs_get_the_robustness_suite(tmp_path):
     from solo_coplugin.eval.__main__ import parse_args as eval_args
 
     with_suite = [part for part, spec in run_study.PARTS.items() if spec.get("robustness")]
-    assert with_suite == ["simclr", "byol", "simclr-rf17"]  # item 1, and the RF pair
+    assert with_suite == ["simclr", "byol", "simclr-rf17"]  # item 1, and the RF pair (ours, last)
     command = run_study.robustness_command("byol", tmp_path)
     assert command[:2] == ["solo-co-eval", "robustness"]
     args = eval_args(command[1:])

@@ -78,7 +78,8 @@ class CoMixin:
             ``core.config.CO_SETTINGS``; any other ``local_*`` key stops the run at start-up.
         stop_gradient_targets_because (Optional[str]): why the global targets must stay
             stop-gradient for the method, if they must: ``local_target_grad=True`` is refused
-            with that reason.
+            with that reason. Methods whose ``global_target`` is a ``momentum_*`` output refuse
+            it too (no gradient could reach those targets).
     and implement ``local_loss(local, targets, batch, state)``: ``local`` is the list (per view)
     of ``B x N x D`` outputs of the last local head, ``targets`` the list (per large view) of
     global targets, ``state`` what ``state_before_step`` saved before the base step ran.
@@ -114,11 +115,14 @@ class CoMixin:
         check_local_keys(method_kwargs, setting_names(cfg.method) + cls.local_settings, cfg.method)
         cfg = super(CoMixin, cls).add_and_assert_specific_cfg(cfg)
         cfg = CoMixin.add_and_assert_co_cfg(cfg)
-        if cls.stop_gradient_targets_because is not None and cfg.method_kwargs.local_target_grad:
+        reason = cls.stop_gradient_targets_because
+        if reason is None and cls.global_target.startswith("momentum_"):
+            # accepting it would train exactly as False does while the config says otherwise
+            reason = "its global targets come from the momentum network, which gets no gradient"
+        if reason is not None and cfg.method_kwargs.local_target_grad:
             raise CoConfigError(
                 f"method_kwargs.local_target_grad=True is not available for {cfg.method}: "
-                f"{cls.stop_gradient_targets_because}. Fix: method_kwargs.local_target_grad=False "
-                "(or leave it unset)."
+                f"{reason}. Fix: method_kwargs.local_target_grad=False (or leave it unset)."
             )
         return cfg
 

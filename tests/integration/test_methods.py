@@ -333,6 +333,13 @@ def test_stop_gradient_targets_refuse_local_target_grad(name, cls, base):
         build(name, cls, base, False, local_target_grad=True)
 
 
+@pytest.mark.parametrize("name, cls, base", [(c[0], c[1], c[3]) for c in CASES + MORE_CASES if c[4]])
+def test_momentum_targets_refuse_local_target_grad(name, cls, base):
+    # the momentum network gets no gradient: True would silently train as False does
+    with pytest.raises(CoConfigError, match=r"not available .* momentum network.* Fix: "):
+        build(name, cls, base, True, local_target_grad=True)
+
+
 def test_local_heads_are_optimized_like_their_global_heads():
     model, _ = build("co_simsiam", CoSimSiam, "simsiam", False)
     groups = {group["name"]: group for group in model.learnable_params}

@@ -333,7 +333,9 @@ def test_stop_gradient_targets_refuse_local_target_grad(name, cls, base):
         build(name, cls, base, False, local_target_grad=True)
 
 
-@pytest.mark.parametrize("name, cls, base", [(c[0], c[1], c[3]) for c in CASES + MORE_CASES if c[4]])
+@pytest.mark.parametrize(
+    "name, cls, base", [(c[0], c[1], c[3]) for c in CASES + MORE_CASES if c[4]]
+)
 def test_momentum_targets_refuse_local_target_grad(name, cls, base):
     # the momentum network gets no gradient: True would silently train as False does
     with pytest.raises(CoConfigError, match=r"not available .* momentum network.* Fix: "):

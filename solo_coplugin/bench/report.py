@@ -9,6 +9,8 @@ from typing import Dict, List, Optional, Sequence
 from solo_coplugin.bench.plan import EVAL_RECORD, TRAIN_RECORD, Run, run_dir
 
 METRICS = (("knn_top1", "k-NN top-1"), ("linear_top1", "linear top-1"))
+#: the base method's own loss, mean over the last epoch (CO-X: its global loss)
+BASE_LOSS = "last_epoch_base_loss"
 
 
 def mean_spread(values: Sequence[float]) -> Dict:
@@ -48,14 +50,14 @@ def paired_interval(deltas: Sequence[float], confidence: float = 0.95) -> Dict:
     return interval
 
 
-def format_interval(interval: Dict) -> str:
+def format_interval(interval: Dict, digits: int = 1) -> str:
     if interval["mean"] is None:
         return "-"
     if interval["low"] is None:
-        return f"{interval['mean']:+.1f} (n=1)"
+        return f"{interval['mean']:+.{digits}f} (n=1)"
     return (
-        f"{interval['mean']:+.1f} [{interval['low']:+.1f}, {interval['high']:+.1f}] "
-        f"(n={interval['n']})"
+        f"{interval['mean']:+.{digits}f} [{interval['low']:+.{digits}f}, "
+        f"{interval['high']:+.{digits}f}] (n={interval['n']})"
     )
 
 
@@ -77,8 +79,20 @@ def read_steps(path: Path) -> List[Dict[str, float]]:
         ]
 
 
+def last_epoch_losses(rows: Sequence[Dict[str, float]], co: bool) -> Dict[str, Optional[float]]:
+    """The base method's own loss and (CO runs) the local loss, averaged over the steps of the
+    last logged epoch: whether CO-X's extra objective costs X's own objective shows here."""
+
+    last = [r for r in rows if r.get("epoch") == max((r.get("epoch", -1) for r in rows), default=0)]
+    losses = {}
+    for key, loss in (("last_epoch_base_loss", global_loss), ("last_epoch_local_loss", local_loss)):
+        values = [v for v in (loss(r, co) for r in last) if v is not None]
+        losses[key] = statistics.fmean(values) if values else None
+    return losses
+
+
 def collect(runs: Sequence[Run], out_dir: Path) -> List[Dict]:
-    """The finished runs' records (training and evaluation merged)."""
+    """The finished runs' records (training, evaluation and last-epoch losses merged)."""
 
     records = []
     for run in runs:
@@ -88,6 +102,8 @@ def collect(runs: Sequence[Run], out_dir: Path) -> List[Dict]:
             continue
         record = {**json.loads(train_file.read_text()), **json.loads(eval_file.read_text())}
         record["setting"] = run.setting
+        rows = read_steps(directory / "steps.csv")
+        record.update(last_epoch_losses(rows, run.method.startswith("co_")))
         records.append(record)
     return records
 
@@ -110,7 +126,20 @@ def summarize(records: List[Dict]) -> List[Dict]:
             for metric, _ in METRICS:
                 values = [r[metric] for r in by_method.get(method, {}).values()]
                 row[f"{method}:{metric}"] = mean_spread(values)
+        for method in (base, co):
+            values = [r.get(BASE_LOSS) for r in by_method.get(method, {}).values()]
+            row[f"{method}:{BASE_LOSS}"] = mean_spread(v for v in values if v is not None)
+        local = [r.get("last_epoch_local_loss") for r in by_method.get(co, {}).values()]
+        row[f"{co}:last_epoch_local_loss"] = mean_spread(v for v in local if v is not None)
         paired_seeds = sorted(set(by_method.get(base, {})) & set(by_method.get(co, {})))
+        loss_seeds = [
+            s
+            for s in paired_seeds
+            if None not in (by_method[co][s].get(BASE_LOSS), by_method[base][s].get(BASE_LOSS))
+        ]
+        row[f"delta_ci:{BASE_LOSS}"] = paired_interval(
+            by_method[co][s][BASE_LOSS] - by_method[base][s][BASE_LOSS] for s in loss_seeds
+        )
         for metric, _ in METRICS:
             deltas = [by_method[co][s][metric] - by_method[base][s][metric] for s in paired_seeds]
             row[f"delta:{metric}"] = mean_spread(deltas)
@@ -156,6 +185,43 @@ def floor_table(summary: List[Dict], references: Dict[str, Dict]) -> List[str]:
     return lines
 
 
+def format_loss(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def loss_table(summary: List[Dict]) -> List[str]:
+    """X's own loss against CO-X's (its global loss) at the end of training, paired."""
+
+    rows = [row for row in summary if row[f"delta_ci:{BASE_LOSS}"]["n"]]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Training losses, mean over the last epoch's steps: the base method's own loss for X and "
+        "CO-X (CO-X's global loss, without the local term or the online classifier), their "
+        "paired Δ (CO-X minus X, 95% t-CI; above 0: the local term costs X's own objective), "
+        "and CO-X's local loss:",
+        "",
+        "| pair | crop_min_scale | X base loss | CO-X base loss | Δ base loss [95% CI] "
+        "| CO-X local loss |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        base, co = row["base"], f"co_{row['base']}"
+        scale = "config" if row["crop_min_scale"] is None else f"{row['crop_min_scale']:g}"
+        means = [
+            format_loss(row[f"{method}:{key}"]["mean"])
+            for method, key in ((base, BASE_LOSS), (co, BASE_LOSS))
+        ]
+        cells = [
+            *means,
+            format_interval(row[f"delta_ci:{BASE_LOSS}"], digits=3),
+            format_loss(row[f"{co}:last_epoch_local_loss"]["mean"]),
+        ]
+        lines.append(f"| {base} vs {co} | {scale} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def collect_references(out_dir: Path) -> Dict[str, Dict]:
     """The random-initialization evaluations of a benchmark, by base method."""
 
@@ -186,6 +252,8 @@ def write_tables(
         "linear_top1",
         "linear_weight_decay",
         "wall_seconds",
+        "last_epoch_base_loss",
+        "last_epoch_local_loss",
         "train_images",
         "val_images",
         "crop_size",
@@ -244,14 +312,19 @@ def write_tables(
     if any(row["delta:linear_top1"]["n"] < 2 for row in summary):
         lines += ["", "Rows with n=1 are single runs: not a result, only a progress report."]
     lines += floor_table(summary, references)
-    lines += ["", "## Runs", "", "| run | k-NN top-1 | linear top-1 | probe wd | train min |"]
-    lines += ["|---|---|---|---|---|"]
+    lines += loss_table(summary)
+    lines += ["", "## Runs", ""]
+    lines += ["| run | k-NN top-1 | linear top-1 | probe wd | train min | base loss | local loss |"]
+    lines += ["|---|---|---|---|---|---|---|"]
     for r in records:
         # a resumed run's wall time is that of its last part only (and machines differ)
         resumed = " (last part: resumed)" if r.get("resumed_from") else ""
+        losses = [format_loss(r.get(key)) for key in (BASE_LOSS, "last_epoch_local_loss")]
         lines.append(
             f"| {r['run']} | {r['knn_top1']:.1f} | {r['linear_top1']:.1f} | "
-            f"{r['linear_weight_decay']:g} | {r['wall_seconds'] / 60:.1f}{resumed} |"
+            f"{r['linear_weight_decay']:g} | {r['wall_seconds'] / 60:.1f}{resumed} | "
+            + " | ".join(losses)
+            + " |"
         )
     lines += ["", "## Commands", "", "Each run, from its own folder (`cwd`):", ""]
     for r in records:

@@ -166,3 +166,34 @@ def test_the_random_init_floor_is_reported_with_the_distance_above_it(tmp_path):
     # X linear 41.0 and CO-X 43.5 on average, 30.0 at random initialization
     assert "| simclr's network | 25.0 | 30.0 | +11.0 | +13.5 |" in markdown
     assert json.loads((tmp_path / "results.json").read_text())["random_init"]["simclr"]
+
+
+def test_the_base_losses_of_the_last_epoch_are_paired(tmp_path):
+    runs = fake_benchmark(tmp_path)
+    for run in runs:
+        co = run.method.startswith("co_")
+        with open(run_dir(tmp_path, run) / "steps.csv", "w") as f:
+            # X logs its loss with the online classifier's; CO-X logs its global loss apart
+            f.write("step,epoch,loss,train_class_loss,train_global_loss,train_local_loss\n")
+            f.write(f"1,0,9.0,1.0,{9.0 if co else ''},{9.0 if co else ''}\n")  # epoch 0: ignored
+            for step in (2, 3):
+                base = 3.0 + 0.1 * run.seed + (0.05 if co else 0.0) + (step - 2.5) / 10
+                local = f"{base + 1:.4f}" if co else ""
+                global_ = f"{base:.4f}" if co else ""
+                total = base + 1.0 + (float(local) * 0.3 if co else 0.0)
+                f.write(f"{step},1,{total:.4f},1.0,{global_},{local}\n")
+    (row,) = write_report(runs, tmp_path)
+    assert row["simclr:last_epoch_base_loss"]["mean"] == pytest.approx(3.05)
+    assert row["co_simclr:last_epoch_base_loss"]["mean"] == pytest.approx(3.10)
+    assert row["delta_ci:last_epoch_base_loss"]["mean"] == pytest.approx(0.05)
+    assert row["co_simclr:last_epoch_local_loss"]["mean"] == pytest.approx(4.10)
+    markdown = (tmp_path / "results.md").read_text()
+    # both seeds differ by exactly 0.05: a zero-width interval
+    assert (
+        "| simclr vs co_simclr | config | 3.050 | 3.100 | +0.050 [+0.050, +0.050] (n=2) | 4.100 |"
+        in markdown
+    )
+    assert "| simclr-s0 | 30.0 | 40.0 | 0.01 | 2.0 | 3.000 | - |" in markdown
+    assert "| co_simclr-s1 | 32.0 | 44.0 | 0.01 | 2.0 | 3.150 | 4.150 |" in markdown
+    with open(tmp_path / "results.csv") as f:
+        assert float(next(csv.DictReader(f))["last_epoch_base_loss"]) == pytest.approx(3.0)

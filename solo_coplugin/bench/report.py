@@ -207,19 +207,21 @@ def loss_table(summary: List[Dict]) -> List[str]:
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        base, co = row["base"], f"co_{row['base']}"
-        scale = "config" if row["crop_min_scale"] is None else f"{row['crop_min_scale']:g}"
-        means = [
-            format_loss(row[f"{method}:{key}"]["mean"])
-            for method, key in ((base, BASE_LOSS), (co, BASE_LOSS))
-        ]
+        co = f"co_{row['base']}"
         cells = [
-            *means,
+            *(format_loss(row[f"{method}:{BASE_LOSS}"]["mean"]) for method in (row["base"], co)),
             format_interval(row[f"delta_ci:{BASE_LOSS}"], digits=3),
             format_loss(row[f"{co}:last_epoch_local_loss"]["mean"]),
         ]
-        lines.append(f"| {base} vs {co} | {scale} | " + " | ".join(cells) + " |")
+        lines.append(pair_cells(row) + " | ".join(cells) + " |")
     return lines
+
+
+def pair_cells(row: Dict) -> str:
+    """A summary row's first two table cells: the pair and its crop scale."""
+
+    scale = "config" if row["crop_min_scale"] is None else f"{row['crop_min_scale']:g}"
+    return f"| {row['base']} vs co_{row['base']} | {scale} | "
 
 
 def collect_references(out_dir: Path) -> Dict[str, Dict]:
@@ -299,7 +301,6 @@ def write_tables(
         ]
     for row in summary:
         base, co = row["base"], f"co_{row['base']}"
-        scale = "config" if row["crop_min_scale"] is None else f"{row['crop_min_scale']:g}"
         cells = [
             format_interval(row["delta_ci:linear_top1"]),
             format_interval(row["delta_ci:knn_top1"]),
@@ -308,7 +309,7 @@ def write_tables(
             format_mean_spread(row[f"{base}:knn_top1"]),
             format_mean_spread(row[f"{co}:knn_top1"]),
         ]
-        lines.append(f"| {base} vs {co} | {scale} | " + " | ".join(cells) + " |")
+        lines.append(pair_cells(row) + " | ".join(cells) + " |")
     if any(row["delta:linear_top1"]["n"] < 2 for row in summary):
         lines += ["", "Rows with n=1 are single runs: not a result, only a progress report."]
     lines += floor_table(summary, references)

@@ -339,16 +339,35 @@ def plot_summary(rows: Sequence[Dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    height = 1.2 + 0.42 * len(rows)
+    height = 1.5 + 0.5 * len(rows)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(11, height), sharey=True, squeeze=False)
     ys = list(range(len(rows)))[::-1]
     for ax, (metric, name) in zip(axes[0], METRICS):
+        # two seeds give t intervals of +-12.7 standard errors: the axis follows the seeds' dots,
+        # so that the 3-seed rows stay readable; every interval is also written out on its row
+        dots = [d for row in rows for d in row[metric]["deltas"].values()] + [0.0]
+        low, high = min(dots) - 2.5, max(dots) + 2.5
         for y, row in zip(ys, rows):
-            draw_paired(ax, y, row[metric]["deltas"].values(), row[metric], horizontal=True)
+            interval = row[metric]
+            draw_paired(ax, y, interval["deltas"].values(), interval, horizontal=True)
+            if interval["low"] is not None:
+                clipped = interval["low"] < low or interval["high"] > high
+                ax.annotate(
+                    f"{interval['mean']:+.1f} [{interval['low']:+.1f}, {interval['high']:+.1f}]"
+                    + (" (bar clipped)" if clipped else ""),
+                    (high, y + 0.22),
+                    ha="right",
+                    fontsize=7,
+                )
         ax.axvline(0.0, color="grey", linewidth=1, linestyle="--")
+        ax.set_xlim(low, high)
         ax.set_ylim(-0.6, len(rows) - 0.4)
-        ax.set_xlabel(f"Δ {name} top-1 (points): per seed (dots), mean and 95% t-CI")
+        ax.set_xlabel(f"Δ {name} top-1 (points)")
     axes[0][0].set_yticks(ys, [f"{r['question']}. {r['label']}" for r in rows], fontsize=8)
+    fig.suptitle(
+        "B - A on the same seed: each seed (dots), mean and 95% t interval (square and bar)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -191,6 +191,30 @@ COMPARISONS = [
     ),
 ]
 METRICS = (("linear_top1", "linear"), ("knn_top1", "k-NN"))
+#: the ablations as settings of one knob, on the seeds they share (SEEDS_ABLATION): knob ->
+#: [(value, method name, arm)]. local_weight 0 is SimCLR itself: CO-X with local_weight 0 trains
+#: exactly X (tests/integration/test_methods.py checks it).
+SWEEPS = {
+    "local_weight": [
+        (0.0, "SimCLR", ("simclr", "simclr", None)),
+        (0.1, "CO-SimCLR", ("simclr-local-weight-0.1", "co_simclr", None)),
+        (0.3, "CO-SimCLR", ("simclr", "co_simclr", None)),
+        (0.5, "CO-SimCLR", ("simclr-local-weight-0.5", "co_simclr", None)),
+    ],
+    "crop_min_scale": [
+        (scale, name, (part, method, None if scale == 0.08 else scale))
+        for method, name in (("simclr", "SimCLR"), ("co_simclr", "CO-SimCLR"))
+        for scale, part in (
+            (0.08, "simclr"),
+            (0.3, "simclr-crop-scale"),
+            (0.5, "simclr-crop-scale"),
+        )
+    ],
+    "local_hidden_dim": [
+        (512, "CO-SimCLR", ("simclr-slim-heads", "co_simclr", None)),
+        (2048, "CO-SimCLR", ("simclr", "co_simclr", None)),
+    ],
+}
 
 PUBLISHED = (
     "results.md",
@@ -323,10 +347,89 @@ def write_summary(results: Path = RESULTS) -> List[Dict]:
             f"{format_interval(row['knn_top1'])} | {row['a:linear_top1']:.1f} | "
             f"{row['b:linear_top1']:.1f} | {', '.join(map(str, row['seeds']))} |"
         )
+    settings = sweep_rows(results)
+    if settings:
+        seeds = ", ".join(SEEDS_ABLATION)
+        lines += [
+            "",
+            f"## The ablations as settings (seeds {seeds})",
+            "",
+            "Top-1 of each setting, mean over the seeds that have run (each seed in parentheses); "
+            "`local_weight` 0 is SimCLR itself (CO-X with `local_weight` 0 trains exactly X). "
+            "Plot: `sweeps.png`.",
+            "",
+            "| knob | value | method | linear | k-NN | seeds |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in settings:
+            cells = [
+                f"{statistics.fmean(row[m].values()):.1f} "
+                f"({', '.join(f'{v:.1f}' for v in row[m].values())})"
+                for m, _ in METRICS
+            ]
+            lines.append(
+                f"| `{row['knob']}` | {row['value']:g} | {row['method']} | {cells[0]} | {cells[1]}"
+                f" | {', '.join(map(str, row[METRICS[0][0]]))} |"
+            )
+        plot_sweeps(settings, results / "sweeps.png")
     (results / "summary.md").write_text("\n".join(lines) + "\n")
-    (results / "summary.json").write_text(json.dumps(rows, indent=2))
+    (results / "summary.json").write_text(
+        json.dumps({"comparisons": rows, "settings": settings}, indent=2)
+    )
     plot_summary(rows, results / "summary.png")
     return rows
+
+
+def sweep_rows(results: Path = RESULTS) -> List[Dict]:
+    """Each setting of :data:`SWEEPS` that has run on an ablation seed: its top-1 per seed."""
+
+    rows = []
+    for knob, settings in SWEEPS.items():
+        for value, method, arm in settings:
+            runs = arm_runs(results, arm)
+            seeds = [s for s in map(int, SEEDS_ABLATION) if s in runs]
+            if seeds:
+                row = {"knob": knob, "value": value, "method": method}
+                row.update({m: {s: runs[s][m] for s in seeds} for m, _ in METRICS})
+                rows.append(row)
+    return rows
+
+
+def plot_sweeps(rows: Sequence[Dict], path: Path) -> None:
+    """One panel per knob: linear top-1 against the knob's value, a line per method through the
+    seeds' mean, each seed a dot."""
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    knobs = list(dict.fromkeys(row["knob"] for row in rows))
+    fig, axes = plt.subplots(1, len(knobs), figsize=(4 * len(knobs), 3.4), squeeze=False)
+    for ax, knob in zip(axes[0], knobs):
+        for color, method in zip(("tab:blue", "tab:orange"), ("SimCLR", "CO-SimCLR")):
+            points = [r for r in rows if r["knob"] == knob and r["method"] == method]
+            if not points:
+                continue
+            line = points
+            if knob == "local_weight" and method == "CO-SimCLR":
+                line = [r for r in rows if r["knob"] == knob]  # it starts at 0, SimCLR
+            xs = [r["value"] for r in line]
+            means = [statistics.fmean(r["linear_top1"].values()) for r in line]
+            ax.plot(xs, means, "-s", color=color, markersize=4, label=f"{method} (mean)")
+            for r in points:
+                seeds = list(r["linear_top1"].values())
+                ax.scatter([r["value"]] * len(seeds), seeds, color=color, s=12, alpha=0.6)
+        ax.set_xlabel(f"{knob}" + (" (0: SimCLR)" if knob == "local_weight" else ""))
+        ax.set_ylabel("linear top-1 (%)")
+        ax.set_xticks(sorted({r["value"] for r in rows if r["knob"] == knob}))
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        "The ablations on seeds " + ", ".join(SEEDS_ABLATION) + " (dots: seeds)", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot_summary(rows: Sequence[Dict], path: Path) -> None:

@@ -110,3 +110,35 @@ def test_summary_pairs_seeds_across_parts(tmp_path):
     markdown = (tmp_path / "summary.md").read_text()
     assert "| 1 | CO-SimCLR - SimCLR | +2.0 [-10.7, +14.7] (n=2) |" in markdown
     assert (tmp_path / "summary.png").stat().st_size > 0
+
+
+def test_summary_lists_the_ablations_as_settings_on_the_ablation_seeds(tmp_path):
+    def results(part, runs):
+        (tmp_path / part).mkdir()
+        records = [
+            {"method": m, "seed": s, "crop_min_scale": c, "linear_top1": lin, "knn_top1": lin - 3}
+            for m, s, c, lin in runs
+        ]
+        (tmp_path / part / "results.json").write_text(json.dumps({"runs": records}))
+
+    results(
+        "simclr",
+        [("simclr", s, None, 57.0 + s) for s in (0, 1, 2)]  # seed 2 is not an ablation seed
+        + [("co_simclr", s, None, 56.0 + s) for s in (0, 1, 2)],
+    )
+    results("simclr-local-weight-0.1", [("co_simclr", 0, None, 56.5)])  # seed 1 has not run
+    results("simclr-crop-scale", [("co_simclr", 1, 0.5, 50.0), ("simclr", 1, 0.3, 52.0)])
+    run_study.write_summary(tmp_path)
+    settings = json.loads((tmp_path / "summary.json").read_text())["settings"]
+    table = {(r["knob"], r["value"], r["method"]): r["linear_top1"] for r in settings}
+    assert table[("local_weight", 0.0, "SimCLR")] == {"0": 57.0, "1": 58.0}  # JSON keys
+    assert table[("local_weight", 0.1, "CO-SimCLR")] == {"0": 56.5}
+    assert table[("local_weight", 0.3, "CO-SimCLR")] == {"0": 56.0, "1": 57.0}
+    assert table[("crop_min_scale", 0.5, "CO-SimCLR")] == {"1": 50.0}
+    assert table[("crop_min_scale", 0.3, "SimCLR")] == {"1": 52.0}
+    assert ("crop_min_scale", 0.3, "CO-SimCLR") not in table  # nothing ran there
+    assert ("local_weight", 0.5, "CO-SimCLR") not in table
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| `local_weight` | 0.1 | CO-SimCLR | 56.5 (56.5) | 53.5 (53.5) | 0 |" in markdown
+    assert "| `crop_min_scale` | 0.08 | SimCLR | 57.5 (57.0, 58.0) |" in markdown
+    assert (tmp_path / "sweeps.png").stat().st_size > 0

@@ -321,7 +321,7 @@ def comparison_rows(results: Path = RESULTS) -> List[Dict]:
 
 
 def write_summary(results: Path = RESULTS) -> List[Dict]:
-    """``summary.md``/``summary.json``/``summary.png``: the study's paired differences so far."""
+    """``summary.md``/``.json``/``.png`` and ``sweeps.png``: the study's answers so far."""
 
     from solo_coplugin.bench.report import format_interval
 

@@ -70,8 +70,15 @@ def test_the_main_pairs_get_the_robustness_suite(tmp_path):
 
 
 def test_every_comparison_reads_runs_that_its_parts_train(tmp_path):
+    def single_arms(arm):  # a contrast is a pair of arms
+        return (
+            [one for pair in arm for one in single_arms(pair)]
+            if isinstance(arm[0], tuple)
+            else [arm]
+        )
+
     for question, label, *arms in run_study.COMPARISONS:
-        for part, method, scale in arms:
+        for part, method, scale in [one for arm in arms for one in single_arms(arm)]:
             args = parse_args(run_study.bench_command(part, tmp_path, tmp_path)[1:])
             assert method in ",".join(args.pairs).split(","), (label, part, method)
             scales = [float(s) for s in args.crop_min_scales or []] or [None]
@@ -142,3 +149,36 @@ def test_summary_lists_the_ablations_as_settings_on_the_ablation_seeds(tmp_path)
     assert "| `local_weight` | 0.1 | CO-SimCLR | 56.5 (56.5) | 53.5 (53.5) | 0 |" in markdown
     assert "| `crop_min_scale` | 0.08 | SimCLR | 57.5 (57.0, 58.0) |" in markdown
     assert (tmp_path / "sweeps.png").stat().st_size > 0
+
+
+def test_the_large_crop_claim_is_the_change_of_the_gap_seed_by_seed(tmp_path):
+    def results(part, runs):
+        (tmp_path / part).mkdir()
+        records = [
+            {"method": m, "seed": s, "crop_min_scale": c, "linear_top1": lin, "knn_top1": lin - 3}
+            for m, s, c, lin in runs
+        ]
+        (tmp_path / part / "results.json").write_text(json.dumps({"runs": records}))
+
+    # gaps at 0.08: -1 (seed 0), -2 (seed 1); at 0.5: +1 and -1, so the gap grows by 2 and 1
+    results(
+        "simclr",
+        [("simclr", 0, None, 57.0), ("co_simclr", 0, None, 56.0)]
+        + [("simclr", 1, None, 58.0), ("co_simclr", 1, None, 56.0)],
+    )
+    results(
+        "simclr-crop-scale",
+        [("simclr", 0, 0.5, 50.0), ("co_simclr", 0, 0.5, 51.0)]
+        + [("simclr", 1, 0.5, 52.0), ("co_simclr", 1, 0.5, 51.0)]
+        + [("simclr", 1, 0.3, 55.0)],  # no CO-SimCLR at 0.3: no gap there
+    )
+    rows = {r["label"]: r for r in run_study.write_summary(tmp_path)}
+    change = rows["(CO-SimCLR - SimCLR) at crop_min_scale 0.5 - at 0.08"]
+    assert change["linear_top1"]["deltas"] == {0: 2.0, 1: 1.0}
+    assert change["a:linear_top1"] == -1.5 and change["b:linear_top1"] == 0.0
+    assert "(CO-SimCLR - SimCLR) at crop_min_scale 0.3 - at 0.08" not in rows
+    markdown = (tmp_path / "summary.md").read_text()
+    assert (
+        "- at 0.08 | +1.5 [-4.9, +7.9] (n=2) | +1.5 [-4.9, +7.9] (n=2) | -1.5 | +0.0 | 0, 1 |"
+        in (markdown)
+    )

@@ -13,6 +13,24 @@ run_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run_study)
 
 
+def write_results(root, part, runs):
+    """Writes a part's ``results.json``; a run is (method, seed, crop_min_scale, linear top-1) and
+    optionally its k-NN top-1 (else linear minus 3)."""
+
+    (root / part).mkdir()
+    records = [
+        {
+            "method": method,
+            "seed": seed,
+            "crop_min_scale": scale,
+            "linear_top1": linear,
+            "knn_top1": knn[0] if knn else linear - 3,
+        }
+        for method, seed, scale, linear, *knn in runs
+    ]
+    (root / part / "results.json").write_text(json.dumps({"runs": records}))
+
+
 def test_parts_are_valid_bench_commands_in_the_issues_order(tmp_path):
     parts = list(run_study.PARTS)
     assert parts[:2] == ["simclr", "byol"]  # the first pair's seeds land first
@@ -87,25 +105,22 @@ def test_every_comparison_reads_runs_that_its_parts_train(tmp_path):
 
 
 def test_summary_pairs_seeds_across_parts(tmp_path):
-    def results(part, runs):
-        (tmp_path / part).mkdir()
-        records = [
-            {"method": m, "seed": s, "crop_min_scale": None, "linear_top1": lin, "knn_top1": knn}
-            for m, s, lin, knn in runs
-        ]
-        (tmp_path / part / "results.json").write_text(json.dumps({"runs": records}))
-
-    results(
+    write_results(
+        tmp_path,
         "simclr",
         [
-            ("simclr", 0, 50.0, 40.0),
-            ("co_simclr", 0, 51.0, 41.0),
-            ("simclr", 1, 52.0, 42.0),
-            ("co_simclr", 1, 55.0, 41.0),
-            ("simclr", 2, 51.0, 40.0),  # its CO-X has not run: seed 2 is left out
+            ("simclr", 0, None, 50.0, 40.0),
+            ("co_simclr", 0, None, 51.0, 41.0),
+            ("simclr", 1, None, 52.0, 42.0),
+            ("co_simclr", 1, None, 55.0, 41.0),
+            ("simclr", 2, None, 51.0, 40.0),  # its CO-X has not run: seed 2 is left out
         ],
     )
-    results("simclr-slim-heads", [("co_simclr", 0, 50.0, 40.0), ("co_simclr", 1, 56.0, 40.0)])
+    write_results(
+        tmp_path,
+        "simclr-slim-heads",
+        [("co_simclr", 0, None, 50.0, 40.0), ("co_simclr", 1, None, 56.0, 40.0)],
+    )
     rows = {r["label"]: r for r in run_study.write_summary(tmp_path)}
     assert set(rows) == {"CO-SimCLR - SimCLR", "CO-SimCLR slim heads (512) - default heads"}
     main = rows["CO-SimCLR - SimCLR"]
@@ -120,21 +135,17 @@ def test_summary_pairs_seeds_across_parts(tmp_path):
 
 
 def test_summary_lists_the_ablations_as_settings_on_the_ablation_seeds(tmp_path):
-    def results(part, runs):
-        (tmp_path / part).mkdir()
-        records = [
-            {"method": m, "seed": s, "crop_min_scale": c, "linear_top1": lin, "knn_top1": lin - 3}
-            for m, s, c, lin in runs
-        ]
-        (tmp_path / part / "results.json").write_text(json.dumps({"runs": records}))
-
-    results(
+    write_results(
+        tmp_path,
         "simclr",
         [("simclr", s, None, 57.0 + s) for s in (0, 1, 2)]  # seed 2 is not an ablation seed
         + [("co_simclr", s, None, 56.0 + s) for s in (0, 1, 2)],
     )
-    results("simclr-local-weight-0.1", [("co_simclr", 0, None, 56.5)])  # seed 1 has not run
-    results("simclr-crop-scale", [("co_simclr", 1, 0.5, 50.0), ("simclr", 1, 0.3, 52.0)])
+    # seed 1 has not run
+    write_results(tmp_path, "simclr-local-weight-0.1", [("co_simclr", 0, None, 56.5)])
+    write_results(
+        tmp_path, "simclr-crop-scale", [("co_simclr", 1, 0.5, 50.0), ("simclr", 1, 0.3, 52.0)]
+    )
     run_study.write_summary(tmp_path)
     settings = json.loads((tmp_path / "summary.json").read_text())["settings"]
     table = {(r["knob"], r["value"], r["method"]): r["linear_top1"] for r in settings}
@@ -152,21 +163,15 @@ def test_summary_lists_the_ablations_as_settings_on_the_ablation_seeds(tmp_path)
 
 
 def test_the_large_crop_claim_is_the_change_of_the_gap_seed_by_seed(tmp_path):
-    def results(part, runs):
-        (tmp_path / part).mkdir()
-        records = [
-            {"method": m, "seed": s, "crop_min_scale": c, "linear_top1": lin, "knn_top1": lin - 3}
-            for m, s, c, lin in runs
-        ]
-        (tmp_path / part / "results.json").write_text(json.dumps({"runs": records}))
-
     # gaps at 0.08: -1 (seed 0), -2 (seed 1); at 0.5: +1 and -1, so the gap grows by 2 and 1
-    results(
+    write_results(
+        tmp_path,
         "simclr",
         [("simclr", 0, None, 57.0), ("co_simclr", 0, None, 56.0)]
         + [("simclr", 1, None, 58.0), ("co_simclr", 1, None, 56.0)],
     )
-    results(
+    write_results(
+        tmp_path,
         "simclr-crop-scale",
         [("simclr", 0, 0.5, 50.0), ("co_simclr", 0, 0.5, 51.0)]
         + [("simclr", 1, 0.5, 52.0), ("co_simclr", 1, 0.5, 51.0)]

@@ -58,6 +58,9 @@ def test_wheel_contains_configs_and_hydra_plugin(tmp_path):
         "imagenet-100/co_byol_rf99.yaml",
         "imagenet-100/co_dino_vit.yaml",
         "imagenet-100/__init__.py",
+        "tiny-imagenet/co_simclr.yaml",
+        "tiny-imagenet/augmentations/asymmetric.yaml",
+        "tiny-imagenet/__init__.py",
         "imagenet/co_byol.yaml",
         "cifar/co_dino.yaml",
     ):

@@ -14,6 +14,13 @@ here; ours follows BagNet (Brendel & Bethge, ICLR 2019): keep ResNet's stages an
   parameter count of the 3x3 block it replaces: the presets stay within a few percent of the
   plain ResNet's parameters (the paper: 23.7M for RF-ResNet50 vs 23.5M), so RF is not
   confounded with capacity;
+- three stems (``stem``): ``imagenet`` (7x7 stride-2 convolution and 3x3 stride-2 max-pool, 224 px
+  images), ``cifar`` (3x3 stride-1 convolution, no max-pool, 32 px images; also
+  ``cifar_stem=True``) and ``half`` (3x3 stride-2 convolution, no max-pool, 64 px images: the
+  first stage then runs at 32x32, what the CIFAR stem costs at 32 px, and the last map is 4x4);
+- the ``tiny_*`` presets are for 64 px images (Tiny-ImageNet) and bring the ``half`` stem:
+  ``tiny_rf31`` sees 31 px of 64 (48% of the side, as RF99 sees 44% of 224) and ``tiny_full``
+  is the same network with 3x3 kernels everywhere (plain ResNet-18 blocks, unbounded RF);
 - the optional "bag MLP" after average pooling (``bag_mlp``, ablated in the paper) is
   Linear-BatchNorm-ReLU-Linear at the feature width;
 - parameter names follow torchvision (``conv1``, ``layer1.0.conv2``, ``downsample.0``, ...), so
@@ -50,6 +57,15 @@ PRESETS = {
     },
 }
 DEFAULT_PRESET = "rf99"
+#: presets for 64 px images, which also choose the stem (RF at 64 px with the ``half`` stem)
+STEM_PRESETS = {
+    "rf_resnet18": {"tiny_rf31": ((2, 1, 0, 0), "half"), "tiny_full": ((2, 2, 2, 2), "half")},
+    "rf_resnet50": {},
+}
+for _name, _presets in STEM_PRESETS.items():
+    PRESETS[_name].update({preset: blocks for preset, (blocks, _) in _presets.items()})
+#: stem -> (first convolution's kernel and stride, whether a 3x3 stride-2 max-pool follows)
+STEMS = {"imagenet": (7, 2, True), "cifar": (3, 1, False), "half": (3, 2, False)}
 
 
 class RFResNetConfigError(ValueError):
@@ -133,7 +149,8 @@ class RFResNet(nn.Module):
         block (Type): ``RFBasicBlock`` or ``RFBottleneck``.
         stage_depths (Sequence[int]): blocks per stage.
         kernel3_blocks (Sequence[int]): leading blocks per stage that keep 3x3 kernels.
-        cifar_stem (bool): 3x3 stride-1 first convolution and no max-pool, for 32 px images.
+        cifar_stem (bool): 3x3 stride-1 first convolution and no max-pool, for 32 px images
+            (the same as ``stem="cifar"``).
         bag_mlp (bool): an MLP after average pooling.
         match_params (bool): widen the 1x1 blocks to the parameter count of 3x3 blocks.
         width (int): channels of the first stage (``backbone.kwargs.width``; 64 in ResNets),
@@ -141,6 +158,8 @@ class RFResNet(nn.Module):
         stride_in_1x1 (bool): bottleneck stride in the first 1x1 convolution.
         zero_init_residual (bool): zero-initialise the last BatchNorm of each block.
         name (str): backbone name, for messages.
+        stem (Optional[str]): ``imagenet``, ``cifar`` or ``half`` (see the module); None: from
+            ``cifar_stem``.
     """
 
     def __init__(
@@ -155,6 +174,7 @@ class RFResNet(nn.Module):
         stride_in_1x1: bool = True,
         zero_init_residual: bool = False,
         name: str = "rf_resnet",
+        stem: Optional[str] = None,
     ):
         super().__init__()
         self.name = name
@@ -165,12 +185,10 @@ class RFResNet(nn.Module):
                 "positive integer (64 is ResNet's; 16 or 32 for narrow networks)."
             )
         self.inplanes = width
-        if cifar_stem:
-            self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
-            self.maxpool = nn.Identity()
-        else:
-            self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.stem = resolve_stem(stem, cifar_stem)
+        kernel, stride, maxpool = STEMS[self.stem]
+        self.conv1 = nn.Conv2d(3, width, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if maxpool else nn.Identity()
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
 
@@ -287,6 +305,24 @@ class RFResNet(nn.Module):
         return x
 
 
+def resolve_stem(stem: Optional[str], cifar_stem: bool) -> str:
+    """The stem from ``stem`` or the older ``cifar_stem`` switch; refuses the two disagreeing."""
+
+    if stem is None:
+        return "cifar" if cifar_stem else "imagenet"
+    if stem not in STEMS:
+        raise RFResNetConfigError(
+            f"backbone.kwargs.stem={stem!r} is not a stem; choose one of {sorted(STEMS)} "
+            "(imagenet: 224 px images, half: 64 px, cifar: 32 px)."
+        )
+    if cifar_stem and stem != "cifar":
+        raise RFResNetConfigError(
+            f"backbone.kwargs.cifar_stem=True and backbone.kwargs.stem={stem!r} ask for two "
+            "different stems. Fix: keep one of them (stem=cifar is cifar_stem=True)."
+        )
+    return stem
+
+
 def resolve_kernel3_blocks(
     name: str, preset: Optional[str], kernel3_blocks: Optional[Sequence[int]]
 ) -> tuple:
@@ -294,7 +330,8 @@ def resolve_kernel3_blocks(
 
     Args:
         name (str): ``rf_resnet18`` or ``rf_resnet50``.
-        preset (Optional[str]): a preset name (ignored when ``kernel3_blocks`` is given).
+        preset (Optional[str]): a preset name; giving it together with ``kernel3_blocks`` is an
+            error, since one would silently override the other.
         kernel3_blocks (Optional[Sequence[int]]): explicit counts, one per stage.
 
     Returns:
@@ -302,6 +339,12 @@ def resolve_kernel3_blocks(
     """
 
     depths = STAGE_DEPTHS[name]
+    if preset is not None and kernel3_blocks is not None:
+        raise RFResNetConfigError(
+            f"backbone.kwargs.preset={preset!r} and backbone.kwargs.kernel3_blocks="
+            f"{list(kernel3_blocks)} both choose {name}'s 3x3 blocks. Fix: keep one of them (on "
+            "the command line, ~backbone.kwargs.kernel3_blocks drops a config's list)."
+        )
     if kernel3_blocks is None:
         preset = DEFAULT_PRESET if preset is None else preset
         if preset not in PRESETS[name]:
@@ -323,6 +366,17 @@ def resolve_kernel3_blocks(
 
 def _build(name, block, preset, kernel3_blocks, **kwargs) -> RFResNet:
     counts = resolve_kernel3_blocks(name, preset, kernel3_blocks)
+    if preset in STEM_PRESETS[name]:
+        preset_stem = STEM_PRESETS[name][preset][1]
+        asked = kwargs.get("stem") or ("cifar" if kwargs.get("cifar_stem") else None)
+        if asked not in (None, preset_stem):
+            raise RFResNetConfigError(
+                f"backbone.kwargs.preset={preset!r} brings the {preset_stem!r} stem, but "
+                f"backbone.kwargs.{'stem' if kwargs.get('stem') else 'cifar_stem'} asks for "
+                f"{asked!r}. Fix: drop the stem setting, or give kernel3_blocks instead of the "
+                "preset."
+            )
+        kwargs["stem"] = preset_stem
     return RFResNet(block, STAGE_DEPTHS[name], counts, name=name, **kwargs)
 
 
@@ -333,10 +387,11 @@ def rf_resnet18(
 
     Args:
         method (str): the solo-learn method name (unused, part of the registry signature).
-        preset (Optional[str]): ``full``, ``rf99`` (default), ``rf43`` or ``rf27``.
+        preset (Optional[str]): ``full``, ``rf99`` (default), ``rf43`` or ``rf27`` (224 px);
+            ``tiny_rf31`` or ``tiny_full`` (64 px, with the ``half`` stem).
         kernel3_blocks (Optional[Sequence[int]]): 3x3 blocks per stage, instead of a preset.
-        **kwargs: ``cifar_stem``, ``bag_mlp``, ``match_params``, ``zero_init_residual``,
-            ``width`` (see :class:`RFResNet`).
+        **kwargs: ``stem``, ``cifar_stem``, ``bag_mlp``, ``match_params``,
+            ``zero_init_residual``, ``width`` (see :class:`RFResNet`).
 
     Returns:
         RFResNet: the backbone.
@@ -354,8 +409,8 @@ def rf_resnet50(
         method (str): the solo-learn method name (unused, part of the registry signature).
         preset (Optional[str]): ``full``, ``rf99`` (default), ``rf51``, ``rf35`` or ``rf19``.
         kernel3_blocks (Optional[Sequence[int]]): 3x3 blocks per stage, instead of a preset.
-        **kwargs: ``cifar_stem``, ``bag_mlp``, ``match_params``, ``zero_init_residual``,
-            ``width``, ``stride_in_1x1`` (see :class:`RFResNet`).
+        **kwargs: ``stem``, ``cifar_stem``, ``bag_mlp``, ``match_params``,
+            ``zero_init_residual``, ``width``, ``stride_in_1x1`` (see :class:`RFResNet`).
 
     Returns:
         RFResNet: the backbone.

@@ -51,9 +51,17 @@ SETTINGS: Tuple[CoSetting, ...] = (
         "local_weight",
         "float",
         0.3,
-        "w in (1 - w) L_global + w L_local (the paper's w_s); 0 reproduces the base method",
+        "w, the local loss's weight (the paper's w_s; see local_loss_form); 0 reproduces the base "
+        "method",
         minimum=0.0,
         maximum=1.0,
+    ),
+    CoSetting(
+        "local_loss_form",
+        "str",
+        "convex",
+        "convex: (1 - w) L_global + w L_local; additive: L_global + w L_local (the base loss as is)",
+        choices=("convex", "additive"),
     ),
     CoSetting(
         "local_grid",
@@ -145,6 +153,7 @@ LOCAL_HEAD_MODES = setting("local_head").choices
 
 DEFAULT_LOCAL_WEIGHT = setting("local_weight").default
 DEFAULT_LOCAL_HEAD = setting("local_head").default
+LOSS_FORMS = setting("local_loss_form").choices
 
 
 class CoConfigError(ValueError):
@@ -208,6 +217,26 @@ def check_local_weight(local_weight: float) -> float:
             "(the paper reports 0.2 to 0.5 as a good range; 0 gives the base method)."
         )
     return float(local_weight)
+
+
+def check_local_loss_form(local_loss_form: str) -> str:
+    """Checks ``method_kwargs.local_loss_form`` (how the local loss joins the base loss).
+
+    Args:
+        local_loss_form (str): ``convex`` or ``additive``.
+
+    Returns:
+        str: the validated form.
+    """
+
+    if local_loss_form not in LOSS_FORMS:
+        raise CoConfigError(
+            f"method_kwargs.local_loss_form must be one of {list(LOSS_FORMS)}, got "
+            f"{local_loss_form!r}. Fix: method_kwargs.local_loss_form=convex ((1 - w) L_global + "
+            "w L_local, the default) or method_kwargs.local_loss_form=additive (L_global + w "
+            "L_local)."
+        )
+    return local_loss_form
 
 
 def check_local_head(local_head: str) -> str:
@@ -387,6 +416,7 @@ def check_co_settings(given: Mapping[str, Any]) -> Dict[str, Any]:
 
 _SINGLE_CHECKS = {
     "local_weight": check_local_weight,
+    "local_loss_form": check_local_loss_form,
     "local_grid": check_local_grid,
     "local_stage": check_local_stage,
     "local_head": check_local_head,

@@ -9,9 +9,10 @@ the base method's own loss and stop-gradient rules (paper). Choices the paper le
 what this module does (see ``shared/design/co-ssl.md`` and the README):
 
 - combination: ``L = (1 - w) * L_global + w * L_local`` with ``w = method_kwargs.local_weight``
-  (default 0.3; the paper names a weight ``w_s`` and reports 0.2 to 0.5 as good). ``L_global``
-  is the base method's loss exactly as solo-learn computes it, so ``w = 0`` reproduces the base
-  method bit for bit;
+  (default 0.3; the paper names a weight ``w_s`` and reports 0.2 to 0.5 as good, but not the
+  form), or ``L = L_global + w * L_local`` with ``method_kwargs.local_loss_form: additive``, which
+  leaves the base method's loss unscaled. ``L_global`` is the base method's loss exactly as
+  solo-learn computes it, so ``w = 0`` reproduces the base method bit for bit in both forms;
 - ``L_local`` is the mean over positions, images and (view, other view) pairs, whatever the
   base method's own reduction over views (BYOL sums its two view pairs);
 - each local representation of view ``v`` is aligned with the global targets of every large
@@ -38,18 +39,31 @@ from solo_coplugin.core.distributed import is_distributed
 from solo_coplugin.core.distributed import gather
 
 
-def co_loss(global_loss: torch.Tensor, local_loss: torch.Tensor, local_weight: float):
-    """Combines the base method's loss and the local loss: ``(1 - w) L_global + w L_local``.
+def co_loss(
+    global_loss: torch.Tensor,
+    local_loss: torch.Tensor,
+    local_weight: float,
+    local_loss_form: str = "convex",
+):
+    """Combines the base method's loss and the local loss.
+
+    The paper weighs the two with ``w_s`` but its form is not known here, so both are offered:
+    ``convex``, ``(1 - w) L_global + w L_local`` (the default), which also scales the base
+    method's own loss by ``1 - w``, and ``additive``, ``L_global + w L_local``, which leaves it
+    as the base method trains it. Both are ``L_global`` exactly at ``w = 0``.
 
     Args:
         global_loss (torch.Tensor): the base method's loss.
         local_loss (torch.Tensor): the CO local loss.
         local_weight (float): ``w`` in [0, 1].
+        local_loss_form (str): ``convex`` or ``additive``.
 
     Returns:
         torch.Tensor: the combined loss.
     """
 
+    if local_loss_form == "additive":
+        return global_loss + local_weight * local_loss
     return (1.0 - local_weight) * global_loss + local_weight * local_loss
 
 

@@ -10,7 +10,7 @@ pixels.
 """
 
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Any, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -41,10 +41,33 @@ def describe_transform(crop_size: int) -> str:
     return f"Resize({resize}) + CenterCrop({crop_size}) + ToTensor + the training normalization"
 
 
-def mean_std_for(dataset: str) -> Tuple[Sequence[float], Sequence[float]]:
-    """The normalization solo-learn trains ``dataset`` with."""
+def mean_std_for(dataset: str, cfg: Any = None) -> Tuple[Sequence[float], Sequence[float]]:
+    """The normalization solo-learn trains ``dataset`` with.
 
-    return SOLO_MEAN_STD.get(dataset, IMAGENET_MEAN_STD)
+    Args:
+        dataset (str): ``cfg.data.dataset``.
+        cfg (Any): the run's config; for datasets without a fixed normalization (``custom``),
+            solo-learn's pretraining pipeline takes ``mean`` and ``std`` from the first
+            augmentation pipeline (ImageNet's where it has none), and so does this.
+
+    Returns:
+        Tuple[Sequence[float], Sequence[float]]: mean and std per channel.
+    """
+
+    if dataset in SOLO_MEAN_STD:
+        return SOLO_MEAN_STD[dataset]
+    pipelines = _get(cfg, "augmentations") or [{}]
+    mean, std = _get(pipelines[0], "mean"), _get(pipelines[0], "std")
+    if mean is None or std is None:
+        return IMAGENET_MEAN_STD
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def _get(node: Any, key: str) -> Any:
+    if node is None:
+        return None
+    getter = getattr(node, "get", None)
+    return getter(key) if getter else getattr(node, key, None)
 
 
 class Normalize(nn.Module):

@@ -48,6 +48,8 @@ class CoMixin:
     CO cfg settings (``method_kwargs``), on top of the base method's:
         local_weight (float): ``w`` in ``(1 - w) * L_global + w * L_local``. Defaults to
             0.3; 0 reproduces the base method exactly.
+        local_loss_form (str): ``convex``, the form above (default), or ``additive``,
+            ``L_global + w * L_local``: the base method's loss unscaled.
         local_grid (Optional[int]): pool the feature map to an ``n x n`` grid of local
             representations. Defaults to None (the native feature-map grid).
         local_stage (Optional[str]): the backbone stage whose map holds the local
@@ -164,6 +166,7 @@ class CoMixin:
         """
 
         self.local_weight: float = cfg.method_kwargs.local_weight
+        self.local_loss_form: str = cfg.method_kwargs.local_loss_form
         self.local_grid = cfg.method_kwargs.local_grid
         self.local_head: str = cfg.method_kwargs.local_head
         self.local_small_crops: bool = cfg.method_kwargs.local_small_crops
@@ -460,10 +463,16 @@ class CoMixin:
         metrics = {
             "train_global_loss": global_loss,
             "train_local_loss": local_loss,
-            "train_co_loss": co_loss(global_loss, local_loss, self.local_weight),
+            "train_co_loss": co_loss(
+                global_loss, local_loss, self.local_weight, self.local_loss_form
+            ),
             "train_local_z_std": local_z_std,
         }
         self.log_dict(metrics, on_epoch=True, sync_dist=True)
+        # the base method's total (its loss and the online classifiers') plus the change that the
+        # local term makes to it: the gradient of co_loss, with the classifiers untouched
+        if self.local_loss_form == "additive":
+            return total + self.local_weight * local_loss
         return total + self.local_weight * (local_loss - global_loss)
 
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:

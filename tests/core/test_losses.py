@@ -31,6 +31,16 @@ def test_co_loss_weights_and_is_exact_at_zero():
     assert co_loss(g, l, 1.0).item() == l.item()
 
 
+def test_additive_form_leaves_the_base_loss_unscaled():
+    g, l = torch.tensor(1.2345678), torch.tensor(7.0)
+    assert co_loss(g, l, 0.0, "additive").item() == g.item()
+    torch.testing.assert_close(co_loss(g, l, 0.3, "additive"), g + 0.3 * l)
+    # the two forms differ by w L_global, whatever L_local
+    torch.testing.assert_close(
+        co_loss(g, l, 0.3, "additive") - co_loss(g, l, 0.3, "convex"), 0.3 * g
+    )
+
+
 def test_byol_local_loss_matches_a_loop_over_positions():
     torch.manual_seed(0)
     p, z = torch.randn(3, 5, 8), torch.randn(3, 8)

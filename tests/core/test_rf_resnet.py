@@ -53,8 +53,8 @@ def test_gradients_vanish_exactly_outside_the_theoretical_receptive_field(name, 
         ]
     )
     assert (border > 0).any(), "no pixel on the receptive field's border has a gradient"
-    if preset != "full":
-        assert rf.size == int(preset[2:]) or cifar_stem
+    if not preset.endswith("full"):  # the name gives the RF (rf99; tiny_rf31 with its stem)
+        assert rf.size == int(preset.rsplit("rf", 1)[1]) or cifar_stem
 
 
 @pytest.mark.parametrize("name", BUILDERS)
@@ -99,6 +99,51 @@ def test_theoretical_receptive_field_of_torchvision_and_small_image_resnets():
     assert theoretical_receptive_field(torchvision.models.resnet18()).size == 435
     assert theoretical_receptive_field(torchvision.models.resnet50()).size == 427
     assert theoretical_receptive_field(resnet18_cifar()).size == 109
+
+
+@pytest.mark.parametrize("preset, rf", [("tiny_rf31", 31), ("tiny_full", 215)])
+def test_tiny_presets_see_a_part_of_a_64_px_image_on_a_4x4_grid(preset, rf):
+    model = rf_resnet18(preset=preset, width=16)
+    assert model.stem == "half" and model.receptive_field == rf
+    x = torch.randn(2, 3, 64, 64)
+    assert model.forward_features(x).shape == (2, 128, 4, 4)
+    # measured: a corner position depends on no pixel beyond its receptive field
+    grad = effective_receptive_field(model, 64, (0, 0))
+    first, last = theoretical_receptive_field(model).bounds(0)
+    seen = grad.nonzero()
+    assert seen.max().item() == min(last, 63)
+    if rf < 64:
+        assert (grad[last + 1 :, :] == 0).all() and (grad[:, last + 1 :] == 0).all()
+
+
+def test_tiny_presets_differ_only_in_kernels():
+    bounded, full = rf_resnet18(preset="tiny_rf31"), rf_resnet18(preset="tiny_full")
+    assert isinstance(bounded.maxpool, nn.Identity) and bounded.conv1.stride == (2, 2)
+    assert (bounded.conv1.weight.shape, bounded.num_features) == (
+        full.conv1.weight.shape,
+        full.num_features,
+    )
+    counts = [sum(p.numel() for p in m.parameters()) for m in (bounded, full)]
+    assert abs(counts[0] / counts[1] - 1) < 0.02
+
+
+def test_settings_that_would_override_each_other_are_refused():
+    with pytest.raises(
+        RFResNetConfigError, match=r"preset='rf7' and backbone.kwargs.kernel3_blocks=\[2, 1, 0, 0\]"
+    ):
+        rf_resnet18(preset="rf7", kernel3_blocks=[2, 1, 0, 0])
+    with pytest.raises(RFResNetConfigError, match=r"preset='rf99' and .*kernel3_blocks"):
+        rf_resnet18(preset="rf99", kernel3_blocks=[2, 2, 0, 0])
+    with pytest.raises(RFResNetConfigError, match=r"cifar_stem=True and backbone.kwargs.stem='half'"):
+        rf_resnet18(stem="half", cifar_stem=True)
+    with pytest.raises(RFResNetConfigError, match=r"preset='tiny_rf31' brings the 'half' stem"):
+        rf_resnet18(preset="tiny_rf31", cifar_stem=True)
+    with pytest.raises(RFResNetConfigError, match=r"preset='tiny_full' brings .* 'imagenet'"):
+        rf_resnet18(preset="tiny_full", stem="imagenet")
+    with pytest.raises(RFResNetConfigError, match=r"stem='tiny' is not a stem"):
+        rf_resnet18(stem="tiny")
+    assert rf_resnet18(stem="cifar", cifar_stem=True).stem == "cifar"
+    assert rf_resnet18(preset="tiny_rf31", stem="half").stem == "half"
 
 
 def test_bad_input():

@@ -141,24 +141,30 @@ def test_local_weight_zero_reproduces_the_base_method_exactly(
     base_loss, base_grads, base_state = step(base_model)
 
     results = {}
-    for weight in (0.0, 0.3):
-        torch.manual_seed(0)
-        model, _ = build(name, cls, base, momentum, local_weight=weight)
-        results[weight] = step(model)
+    for form in ("convex", "additive"):
+        for weight in (0.0, 0.3):
+            torch.manual_seed(0)
+            model, _ = build(
+                name, cls, base, momentum, local_weight=weight, local_loss_form=form
+            )
+            results[form, weight] = step(model)
 
-    co_loss, co_grads, _ = results[0.0]
-    assert torch.equal(co_loss, base_loss)
-    assert set(base_grads) <= set(co_grads)
-    for param_name, grad in base_grads.items():
-        assert torch.equal(co_grads[param_name], grad), param_name
-    # the local heads did get their own gradient (zero-weighted) and a non-zero weight matters
-    assert any(n.startswith("local_heads.") for n in co_grads)
-    assert not torch.equal(results[0.3][0], base_loss)
+    for form in ("convex", "additive"):
+        co_loss, co_grads, _ = results[form, 0.0]
+        assert torch.equal(co_loss, base_loss), form
+        assert set(base_grads) <= set(co_grads)
+        for param_name, grad in base_grads.items():
+            assert torch.equal(co_grads[param_name], grad), (form, param_name)
+        # the local heads did get their own gradient (zero-weighted) and a non-zero weight matters
+        assert any(n.startswith("local_heads.") for n in co_grads)
+        assert not torch.equal(results[form, 0.3][0], base_loss), form
+    # the forms differ by w times the base method's loss (the classifiers' losses are common)
+    assert not torch.equal(results["convex", 0.3][0], results["additive", 0.3][0])
     # whatever the weight, the step leaves the base method's state (queues, DINO's center,
     # BatchNorm statistics) as the base step does: nothing local is ever enqueued
-    for weight, (_, _, co_state) in results.items():
+    for setting, (_, _, co_state) in results.items():
         for key, value in base_state.items():
-            assert torch.equal(co_state[key], value), (weight, key)
+            assert torch.equal(co_state[key], value), (setting, key)
 
 
 @pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", ALL_CASES, ids=ALL_IDS)

@@ -42,7 +42,7 @@ from omegaconf import OmegaConf
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-import solo_coplugin  # noqa: F401  (registers the CO methods and backbones)
+import solo_coplugin.methods  # noqa: F401  (registers the CO methods and backbones)
 from solo.methods import METHODS
 
 SETTINGS = {

@@ -3,6 +3,8 @@
 import importlib.metadata
 import importlib.util
 
+from solo_coplugin.third_party_warnings import ignoring_known_import_warnings
+
 MIN_SOLO_LEARN = (1, 0, 6)
 INSTALL_HINT = (
     "solo-learn >= 1.0.6 is not on PyPI: clone https://github.com/vturrisi/solo-learn (main) "
@@ -43,7 +45,9 @@ def require_solo_learn() -> None:
             f"has another method API). {INSTALL_HINT}"
         )
     try:
-        from solo.utils.misc import omegaconf_select  # noqa: F401  (absent before 1.0.6)
+        # the first import of solo-learn in most programs: its dependencies' warnings are noise
+        with ignoring_known_import_warnings():
+            from solo.utils.misc import omegaconf_select  # noqa: F401  (absent before 1.0.6)
     except ImportError as error:
         raise SoloLearnMissingError(
             f"the installed solo-learn lacks solo.utils.misc.omegaconf_select ({error}). "

@@ -34,14 +34,16 @@ def random_init_model(checkpoint: Path) -> Tuple[FrozenBackbone, DictConfig]:
     RNG), so it is the floor for both.
     """
 
-    import solo_coplugin  # noqa: F401  (registers the CO methods and backbones)
+    from solo_coplugin.registration import register
+
+    register()  # the CO methods and backbones, by name
     from solo.methods import METHODS
 
     cfg = OmegaConf.create(json.loads((checkpoint.parent / "args.json").read_text()))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         backbone = METHODS[cfg.method](cfg).backbone
-    normalize = Normalize(*mean_std_for(cfg.data.dataset))
+    normalize = Normalize(*mean_std_for(cfg.data.dataset, cfg))
     return FrozenBackbone(backbone, cfg.backbone.name, normalize), cfg
 
 

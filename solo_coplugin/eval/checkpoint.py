@@ -115,7 +115,9 @@ def load_method(path: Union[str, Path]) -> Tuple[nn.Module, DictConfig]:
         run's cfg.
     """
 
-    import solo_coplugin  # noqa: F401  (registers the CO methods and backbones)
+    from solo_coplugin.registration import register
+
+    register()  # the CO methods and backbones, by name
     from solo.methods import METHODS
 
     checkpoint = find_checkpoint(path)
@@ -186,7 +188,7 @@ def frozen_from_checkpoint(path: Union[str, Path]) -> Tuple[FrozenBackbone, Dict
     """
 
     backbone, cfg = load_pretrained(path)
-    normalize = Normalize(*mean_std_for(cfg.data.dataset))
+    normalize = Normalize(*mean_std_for(cfg.data.dataset, cfg))
     local_stage = OmegaConf.select(cfg, "method_kwargs.local_stage", default=None)
     return FrozenBackbone(backbone, cfg.backbone.name, normalize, local_stage), cfg
 

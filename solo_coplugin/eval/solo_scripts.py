@@ -1,7 +1,7 @@
 """solo-learn's ``main_knn.py`` and ``main_umap.py`` for any checkpoint, on CPU or GPU.
 
 Both scripts build the model with ``METHODS[method]`` (CO methods are only there once
-``solo_coplugin`` is imported, and these argparse scripts never load the Hydra plugin), move
+``solo_coplugin.register()`` ran, and these argparse scripts never load the Hydra plugin), move
 data to CUDA unconditionally, and, for ``--dataset custom``, evaluate at 224 px. These
 equivalents take the same arguments, run solo-learn's own ``WeightedKNNClassifier`` and
 ``OfflineUMAP``, and add ``--device`` (default: CUDA when available) and ``--crop_size``
@@ -125,7 +125,7 @@ def loaders(args: argparse.Namespace, cfg) -> Tuple[DataLoader, DataLoader, str]
 
     crop_size = args.crop_size or training_crop_size(cfg)
     transform = transforms.Compose(
-        [eval_transform(crop_size), transforms.Normalize(*mean_std_for(cfg.data.dataset))]
+        [eval_transform(crop_size), transforms.Normalize(*mean_std_for(cfg.data.dataset, cfg))]
     )
     train, val = prepare_datasets(
         args.dataset,

@@ -1,4 +1,9 @@
-"""solo-learn adapters: one CO method per file, each subclassing its solo-learn base method."""
+"""solo-learn adapters: one CO method per file, each subclassing its solo-learn base method.
+
+Importing this package registers the CO methods and this package's backbones into solo-learn
+(:func:`solo_coplugin.registration.register`), so that a CO method, once imported, is usable by
+name in solo-learn's ``METHODS`` and with the backbones its configs name.
+"""
 
 from solo_coplugin.solo_compat import require_solo_learn
 
@@ -95,3 +100,8 @@ __all__ = [
     "CoVICReg",
     "co_method",
 ]
+
+# last: registration reads METHODS from this (by now complete) module
+from solo_coplugin.registration import register  # noqa: E402
+
+register()

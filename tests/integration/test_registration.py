@@ -1,6 +1,7 @@
 """Registration into solo-learn and discovery of the configs through Hydra's plugin."""
 
 import importlib
+import warnings
 
 import pytest
 from hydra import compose, initialize, initialize_config_module
@@ -14,6 +15,7 @@ from solo.methods import METHODS
 from solo.methods.base import BaseMethod
 
 import solo_coplugin
+import solo_coplugin.methods
 from solo_coplugin import registration
 from solo_coplugin.backbones import BACKBONES
 from solo_coplugin.methods import METHODS as CO_METHODS
@@ -29,10 +31,9 @@ def clear_hydra():
     GlobalHydra.instance().clear()
 
 
-def test_import_registers_everything_idempotently():
-    importlib.reload(solo_coplugin)
-    registration.register()
-    registration.register()
+def test_register_registers_everything_idempotently():
+    solo_coplugin.register()
+    solo_coplugin.register()
     assert METHODS["co_byol"] is CoBYOL and METHODS["co_simclr"] is CoSimCLR
     assert len(CO_METHODS) == 13
     for name, cls in CO_METHODS.items():
@@ -42,10 +43,45 @@ def test_import_registers_everything_idempotently():
         assert BaseMethod._BACKBONES[name] is constructor
 
 
+def test_importing_the_methods_registers_them(monkeypatch):
+    monkeypatch.delitem(METHODS, "co_byol")
+    monkeypatch.delitem(BaseMethod._BACKBONES, "resnet18_cifar")
+    importlib.reload(solo_coplugin.methods)  # its submodules, and so the classes, stay
+    assert METHODS["co_byol"] is CoBYOL
+    assert BaseMethod._BACKBONES["resnet18_cifar"] is BACKBONES["resnet18_cifar"]
+
+
+class ForeignBYOL:
+    """A method of another package, registered under one of our names."""
+
+
 def test_registration_refuses_to_replace_a_foreign_entry(monkeypatch):
-    monkeypatch.setitem(METHODS, "co_byol", METHODS["byol"])
-    with pytest.raises(RuntimeError, match="already has a method named 'co_byol'"):
+    monkeypatch.setitem(METHODS, "co_byol", ForeignBYOL)
+    with pytest.raises(RuntimeError, match=r"a method named 'co_byol' \(.*ForeignBYOL.*Fix: "):
         registration.register()
+
+
+def test_registration_steps_aside_for_solo_learns_own_entries_with_one_warning(monkeypatch):
+    # what solo-co-upstream writes into solo-learn: classes and functions of solo's own modules
+    upstreamed = type("CoBYOL", (METHODS["byol"],), {"__module__": "solo.methods.co_byol"})
+
+    def resnet18_cifar():
+        """solo-learn's own copy."""
+
+    resnet18_cifar.__module__ = "solo.backbones.small_resnet.small_resnet"
+    monkeypatch.setitem(METHODS, "co_byol", upstreamed)
+    monkeypatch.setitem(BaseMethod._BACKBONES, "resnet18_cifar", resnet18_cifar)
+    monkeypatch.setattr(registration, "_reported_as_solo_learns", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registration.register()
+        registration.register()  # e.g. the Hydra plugin, once per config load: no repeat
+    (warning,) = [w for w in caught if issubclass(w.category, registration.SoloLearnHasItWarning)]
+    assert "already has resnet18_cifar, co_byol (" in str(warning.message)
+    assert "registers its 15 other names" in str(warning.message)
+    assert METHODS["co_byol"] is upstreamed
+    assert BaseMethod._BACKBONES["resnet18_cifar"] is resnet18_cifar
+    assert METHODS["co_simclr"] is CoSimCLR  # the names solo-learn lacks are still ours
 
 
 def test_hydra_discovers_the_search_path_plugin():

@@ -9,13 +9,16 @@ chosen are in ``benchmarks/study/README.md``.
     python benchmarks/study/run_study.py --data /data/cifar10 --work /data/study
     python benchmarks/study/run_study.py --data /data/cifar10 --work /data/study --parts simclr
     python benchmarks/study/run_study.py ... --dry-run   # the solo-co-bench commands
+    python benchmarks/study/run_study.py --study tiny-imagenet --data /data/tin --work /data/tin-study
 
 ``--data`` is CIFAR-10 as an ImageFolder with ``train/`` and ``test/`` (all 50,000 and 10,000
-images). Interrupt it at any time: the same command resumes every part where it stopped, and a
+images); with ``--study tiny-imagenet``, Tiny-ImageNet as ``solo-co-data tiny-imagenet`` writes it
+(protocol: ``benchmarks/study/tiny-imagenet.md``). Interrupt it at any time: the same command resumes every part where it stopped, and a
 resumed run continues the same run (the random generators are saved in each checkpoint).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -122,6 +125,13 @@ PARTS: Dict[str, Dict] = {
         "override": RF17_OVERRIDES,
         "robustness": True,
     },
+    "simclr-additive": {
+        "question": "7. (issue 22, item 3) the loss form: CO-SimCLR with local_loss_form additive "
+        "(L_global + w L_local) against convex ((1 - w) L_global + w L_local, part 'simclr')",
+        "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_MAIN],
+        "co_override": ["method_kwargs.local_loss_form=additive"],
+        "reuse": ["simclr"],
+    },
 }
 #: the study's answers, one paired difference each: (question, label, arm A, arm B); an arm is
 #: (part, method, crop_min_scale), or a pair of arms (its second minus its first, seed by seed);
@@ -201,6 +211,18 @@ COMPARISONS = [
         ("simclr-rf17", "simclr", None),
         ("simclr-rf17", "co_simclr", None),
     ),
+    (
+        "7",
+        "CO-SimCLR additive - convex (local_loss_form)",
+        ("simclr", "co_simclr", None),
+        ("simclr-additive", "co_simclr", None),
+    ),
+    (
+        "7",
+        "CO-SimCLR additive - SimCLR",
+        ("simclr", "simclr", None),
+        ("simclr-additive", "co_simclr", None),
+    ),
 ]
 METRICS = (("linear_top1", "linear"), ("knn_top1", "k-NN"))
 #: the ablations as settings of one knob, on the seeds they share (SEEDS_ABLATION): knob ->
@@ -239,10 +261,164 @@ PUBLISHED = (
 )
 
 
-def bench_command(part: str, data: Path, work: Path) -> List[str]:
-    spec = PARTS[part]
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """One evidence study: its protocol, parts (in running order), answers and where they go.
+
+    Attributes:
+        name (str): the ``--study`` name.
+        data (str): what ``--data`` is, for the help and the summary.
+        protocol (List[str]): ``solo-co-bench`` arguments of every part.
+        parts (Dict[str, Dict]): part name -> ``question``, ``args`` and optionally ``backbone``,
+            ``override``, ``co_override``, ``base_override``, ``reuse``, ``robustness``.
+        comparisons (List): (question, label, arm A, arm B), as :data:`COMPARISONS`.
+        sweeps (Dict): knob -> settings, as :data:`SWEEPS`.
+        results (Path): where the parts' tables and the summary are published.
+        evaluated_on (str): the evaluation images, for the summary.
+        protocol_doc (str): the protocol's page, relative to ``results``.
+    """
+
+    name: str
+    data: str
+    protocol: List[str]
+    parts: Dict[str, Dict]
+    comparisons: List
+    sweeps: Dict
+    results: Path
+    evaluated_on: str
+    protocol_doc: str
+
+
+CIFAR = Study(
+    name="cifar10",
+    data="CIFAR-10 as an ImageFolder: train/ (50,000 images) and test/ (10,000)",
+    protocol=PROTOCOL,
+    parts=PARTS,
+    comparisons=COMPARISONS,
+    sweeps=SWEEPS,
+    results=RESULTS,
+    evaluated_on="10,000 CIFAR-10 test images",
+    protocol_doc="../../study/README.md",
+)
+
+#: Tiny-ImageNet at 64 px (benchmarks/study/tiny-imagenet.md says how it was chosen): the paper's
+#: kind of network, whose local representations see a part of the image
+TINY_PROTOCOL = [
+    "--config-path",
+    "pkg://solo_coplugin.configs.tiny-imagenet",
+    "--backbone",
+    "rf_resnet18",
+    "--crop-size",
+    "64",
+    "--batch-size",
+    "128",
+    "--epochs",
+    "3",
+    "--precision",
+    "bf16-mixed",
+    "--num-workers",
+    "2",
+    "--override",
+    "++backbone.kwargs.width=16",
+]
+#: the contrast of item 2: the same width, stem and 4x4 grid with 3x3 kernels everywhere
+TINY_UNBOUNDED = ["++backbone.kwargs.preset=tiny_full"]
+TINY_PARTS: Dict[str, Dict] = {
+    "simclr-rf31": {
+        "question": "1. SimCLR vs CO-SimCLR on tiny_rf31 (RF 31 px of 64, a 4x4 grid), 3 seeds",
+        "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_MAIN],
+        "robustness": True,
+    },
+    "byol-rf31": {
+        "question": "1. BYOL vs CO-BYOL (local heads 1024 wide, as on CIFAR) on tiny_rf31, 3 seeds",
+        "args": ["--pairs", "byol,co_byol", "--seeds", *SEEDS_MAIN],
+        "co_override": ["method_kwargs.local_hidden_dim=1024"],
+        "robustness": True,
+    },
+    "simclr-unbounded": {
+        "question": "2. the premise as a contrast: SimCLR vs CO-SimCLR on tiny_full (the same "
+        "network with unbounded RF), 3 seeds",
+        "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_MAIN],
+        "override": TINY_UNBOUNDED,
+    },
+    "simclr-rf31-additive": {
+        "question": "3. the loss form on tiny_rf31: CO-SimCLR additive against convex, 3 seeds",
+        "args": ["--pairs", "simclr,co_simclr", "--seeds", *SEEDS_MAIN],
+        "co_override": ["method_kwargs.local_loss_form=additive"],
+        "reuse": ["simclr-rf31"],
+    },
+    "simclr-rf31-crop-scale": {
+        "question": "5. large crops on tiny_rf31: crop_min_scale 0.5 against 0.08, 2 seeds",
+        "args": [
+            "--pairs",
+            "simclr,co_simclr",
+            "--seeds",
+            *SEEDS_ABLATION,
+            "--crop-min-scales",
+            "0.5",
+        ],
+    },
+}
+TINY_COMPARISONS = [
+    ("1", "CO-SimCLR - SimCLR", ("simclr-rf31", "simclr", None), ("simclr-rf31", "co_simclr", None)),
+    (
+        "1",
+        "CO-BYOL (local heads 1024) - BYOL",
+        ("byol-rf31", "byol", None),
+        ("byol-rf31", "co_byol", None),
+    ),
+    (
+        "2",
+        "CO-SimCLR - SimCLR, unbounded RF",
+        ("simclr-unbounded", "simclr", None),
+        ("simclr-unbounded", "co_simclr", None),
+    ),
+    # the paper's premise: CO-X fares better where local representations see parts, i.e. CO's gap
+    # on RF 31 minus its gap on the unbounded network, seed by seed (above 0 as predicted)
+    (
+        "2",
+        "(CO-SimCLR - SimCLR) on RF 31 - on unbounded RF",
+        (("simclr-unbounded", "simclr", None), ("simclr-unbounded", "co_simclr", None)),
+        (("simclr-rf31", "simclr", None), ("simclr-rf31", "co_simclr", None)),
+    ),
+    (
+        "3",
+        "CO-SimCLR additive - convex (local_loss_form)",
+        ("simclr-rf31", "co_simclr", None),
+        ("simclr-rf31-additive", "co_simclr", None),
+    ),
+    (
+        "3",
+        "CO-SimCLR additive - SimCLR",
+        ("simclr-rf31", "simclr", None),
+        ("simclr-rf31-additive", "co_simclr", None),
+    ),
+    (
+        "5",
+        "(CO-SimCLR - SimCLR) at crop_min_scale 0.5 - at 0.08",
+        (("simclr-rf31", "simclr", None), ("simclr-rf31", "co_simclr", None)),
+        (("simclr-rf31-crop-scale", "simclr", 0.5), ("simclr-rf31-crop-scale", "co_simclr", 0.5)),
+    ),
+]
+TINY = Study(
+    name="tiny-imagenet",
+    data="Tiny-ImageNet as an ImageFolder with train/ and val/, as `solo-co-data tiny-imagenet "
+    "SRC DST --standard-200` writes it",
+    protocol=TINY_PROTOCOL,
+    parts=TINY_PARTS,
+    comparisons=TINY_COMPARISONS,
+    sweeps={},
+    results=REPO / "benchmarks" / "results" / "study-tiny-imagenet",
+    evaluated_on="10,000 Tiny-ImageNet validation images (200 classes)",
+    protocol_doc="../../study/tiny-imagenet.md",
+)
+STUDIES = {study.name: study for study in (CIFAR, TINY)}
+
+
+def bench_command(part: str, data: Path, work: Path, study: Study = CIFAR) -> List[str]:
+    spec = study.parts[part]
     # two one-thread runs side by side on a 2-core machine (0.40 s a SimCLR step each, measured)
-    protocol = list(PROTOCOL)
+    protocol = list(study.protocol)
     if spec.get("backbone"):
         protocol[protocol.index("--backbone") + 1] = spec["backbone"]
     if spec.get("override"):  # one --override list: the protocol's, then the part's
@@ -280,10 +456,10 @@ def portable(text: str, replacements: Dict[str, str]) -> str:
     return text
 
 
-def publish(part: str, work: Path, replacements: Dict[str, str]) -> None:
+def publish(part: str, work: Path, replacements: Dict[str, str], study: Study = CIFAR) -> None:
     """Copies a part's tables and plots into the repository, with portable paths."""
 
-    source, target = work / part, RESULTS / part
+    source, target = work / part, study.results / part
     if not (source / "results.md").exists():
         return
     target.mkdir(parents=True, exist_ok=True)
@@ -320,13 +496,13 @@ def arm_runs(results: Path, arm) -> Dict[int, Dict]:
     }
 
 
-def comparison_rows(results: Path = RESULTS) -> List[Dict]:
-    """Every comparison of :data:`COMPARISONS` with at least one paired seed."""
+def comparison_rows(results: Path = RESULTS, study: Study = CIFAR) -> List[Dict]:
+    """Every comparison of the study's (:data:`COMPARISONS`) with at least one paired seed."""
 
     from solo_coplugin.bench.report import paired_interval
 
     rows = []
-    for question, label, a, b in COMPARISONS:
+    for question, label, a, b in study.comparisons:
         runs_a, runs_b = arm_runs(results, a), arm_runs(results, b)
         seeds = sorted(set(runs_a) & set(runs_b))
         if not seeds:
@@ -346,25 +522,26 @@ def comparison_rows(results: Path = RESULTS) -> List[Dict]:
     return rows
 
 
-def write_summary(results: Path = RESULTS) -> List[Dict]:
+def write_summary(results: Path = None, study: Study = CIFAR) -> List[Dict]:
     """``summary.md``/``.json``/``.png`` and ``sweeps.png``: the study's answers so far."""
 
     from solo_coplugin.bench.report import format_interval
 
-    rows = comparison_rows(results)
+    results = study.results if results is None else results
+    rows = comparison_rows(results, study)
     if not rows:
         return rows
     lines = [
         "# The evidence study so far: paired differences",
         "",
         'Each row: B minus A on the same seed (the label reads "B - A"), top-1 points on the '
-        "10,000 CIFAR-10 test images; mean with a 95% confidence interval from Student's t on "
+        f"{study.evaluated_on}; mean with a 95% confidence interval from Student's t on "
         "the per-seed differences (n-1 degrees of freedom); n=1 is a single pair, no result. "
         "A and B are the arms' means over the same seeds; in a row whose label has parentheses, "
         "A and B are themselves gaps (CO-X minus X on each seed) and the row asks whether the gap "
         "changes. Generated by "
         "`benchmarks/study/run_study.py` from the parts' `results.json`; protocol in "
-        "[benchmarks/study/README.md](../../study/README.md).",
+        f"[{study.protocol_doc.replace('../../', 'benchmarks/')}]({study.protocol_doc}).",
         "",
         "| issue item | B - A | Δ linear [95% CI] | Δ k-NN [95% CI] | A linear | B linear | seeds |",
         "|---|---|---|---|---|---|---|",
@@ -376,7 +553,7 @@ def write_summary(results: Path = RESULTS) -> List[Dict]:
             f"{format_interval(row['knn_top1'])} | {row['a:linear_top1']:{means}} | "
             f"{row['b:linear_top1']:{means}} | {', '.join(map(str, row['seeds']))} |"
         )
-    settings = sweep_rows(results)
+    settings = sweep_rows(results, study)
     if settings:
         seeds = ", ".join(SEEDS_ABLATION)
         lines += [
@@ -409,11 +586,11 @@ def write_summary(results: Path = RESULTS) -> List[Dict]:
     return rows
 
 
-def sweep_rows(results: Path = RESULTS) -> List[Dict]:
+def sweep_rows(results: Path = RESULTS, study: Study = CIFAR) -> List[Dict]:
     """Each setting of :data:`SWEEPS` that has run on an ablation seed: its top-1 per seed."""
 
     rows = []
-    for knob, settings in SWEEPS.items():
+    for knob, settings in study.sweeps.items():
         for value, method, arm in settings:
             runs = arm_runs(results, arm)
             seeds = [s for s in map(int, SEEDS_ABLATION) if s in runs]
@@ -507,9 +684,25 @@ def plot_summary(rows: Sequence[Dict], path: Path) -> None:
 
 def main(argv: Sequence[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="CIFAR-10 ImageFolder: train/ and test/")
+    parser.add_argument(
+        "--study",
+        choices=list(STUDIES),
+        default=CIFAR.name,
+        help="cifar10 (the default; benchmarks/study/README.md) or tiny-imagenet "
+        "(benchmarks/study/tiny-imagenet.md)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="; ".join(f"{study.name}: {study.data}" for study in STUDIES.values()),
+    )
     parser.add_argument("--work", required=True, help="where the runs and checkpoints go")
-    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS))
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        help="some parts of the study, in its order (default: all). "
+        + "; ".join(f"{study.name}: {' '.join(study.parts)}" for study in STUDIES.values()),
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands and stop")
     parser.add_argument(
         "--publish-only",
@@ -517,9 +710,16 @@ def main(argv: Sequence[str] = None) -> None:
         help="only copy the parts' current results (progress reports too) into the repository",
     )
     args = parser.parse_args(argv)
+    study = STUDIES[args.study]
+    parts = args.parts or list(study.parts)
+    unknown = [part for part in parts if part not in study.parts]
+    if unknown:
+        parser.error(
+            f"--parts {' '.join(unknown)}: not parts of the {study.name} study; its parts are "
+            f"{' '.join(study.parts)} (another study: --study)"
+        )
     data, work = Path(args.data).resolve(), Path(args.work).resolve()
 
-    import solo_coplugin  # noqa: F401  (quiets solo-learn's import warnings)
     import solo
 
     replacements = {
@@ -531,15 +731,15 @@ def main(argv: Sequence[str] = None) -> None:
     bench_executable = shutil.which("solo-co-bench")
     if bench_executable:
         replacements[bench_executable] = "solo-co-bench"
-    for part in args.parts:
+    for part in parts:
         if args.publish_only:
-            publish(part, work, replacements)
-            write_summary()
+            publish(part, work, replacements, study)
+            write_summary(study=study)
             continue
-        commands = [bench_command(part, data, work)]
-        if PARTS[part].get("robustness"):
+        commands = [bench_command(part, data, work, study)]
+        if study.parts[part].get("robustness"):
             commands.append(robustness_command(part, work))
-        print(f"# {PARTS[part]['question']}", flush=True)
+        print(f"# {study.parts[part]['question']}", flush=True)
         for command in commands:
             print(shlex.join(command), flush=True)
             if args.dry_run:
@@ -549,8 +749,8 @@ def main(argv: Sequence[str] = None) -> None:
             # instead of 0.4 s a step); the robustness suite runs alone, on both cores
             threads = "2" if command[0] == "solo-co-eval" else "1"
             result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": threads})
-            publish(part, work, replacements)
-            write_summary()
+            publish(part, work, replacements, study)
+            write_summary(study=study)
             if result.returncode != 0:
                 sys.exit(f"part {part} failed (exit {result.returncode}); rerun to resume")
 

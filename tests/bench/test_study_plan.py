@@ -66,6 +66,59 @@ def test_co_byol_gets_quarter_width_local_heads_and_byol_is_unchanged(tmp_path):
     assert not byol.base_override and byol.override == ["++backbone.kwargs.width=16"]
 
 
+def test_tiny_imagenet_parts_are_valid_bench_commands_at_64_px(tmp_path):
+    tiny = run_study.TINY
+    parts = list(tiny.parts)
+    assert parts[0] == "simclr-rf31"  # the calibration and item 1's SimCLR seeds land first
+    for part in parts:
+        args = parse_args(run_study.bench_command(part, tmp_path, tmp_path / "work", tiny)[1:])
+        assert args.config_path == "pkg://solo_coplugin.configs.tiny-imagenet"
+        assert (args.backbone, args.crop_size, args.batch_size) == ("rf_resnet18", 64, 128)
+        assert args.out == str(tmp_path / "work" / part) and args.jobs == 2
+        assert args.override[0] == "++backbone.kwargs.width=16"
+        for other in args.reuse_from:
+            assert parts.index(Path(other).name) < parts.index(part)
+
+
+def test_the_premise_contrast_changes_only_the_kernels_and_the_loss_form_only_co_x(tmp_path):
+    tiny = run_study.TINY
+    rf31, unbounded, additive = (
+        parse_args(run_study.bench_command(part, tmp_path, tmp_path, tiny)[1:])
+        for part in ("simclr-rf31", "simclr-unbounded", "simclr-rf31-additive")
+    )
+    assert unbounded.override == rf31.override + ["++backbone.kwargs.preset=tiny_full"]
+    assert additive.co_override == ["method_kwargs.local_loss_form=additive"]
+    assert additive.reuse_from == [str(tmp_path / "simclr-rf31")]  # its SimCLR runs are reused
+    for args in (unbounded, additive):
+        for key in ("epochs", "batch_size", "precision", "pairs", "seeds", "base_override"):
+            assert getattr(args, key) == getattr(rf31, key), key
+    cifar_additive = parse_args(run_study.bench_command("simclr-additive", tmp_path, tmp_path)[1:])
+    assert cifar_additive.co_override == additive.co_override
+    assert cifar_additive.seeds == [0, 1, 2] and cifar_additive.epochs == 12
+
+
+def test_the_premise_is_the_gap_on_rf31_minus_the_gap_on_unbounded_rf(tmp_path):
+    write_results(
+        tmp_path,
+        "simclr-rf31",
+        [("simclr", 0, None, 20.0), ("co_simclr", 0, None, 21.0)]
+        + [("simclr", 1, None, 22.0), ("co_simclr", 1, None, 22.5)],
+    )
+    write_results(
+        tmp_path,
+        "simclr-unbounded",
+        [("simclr", 0, None, 24.0), ("co_simclr", 0, None, 23.0)]
+        + [("simclr", 1, None, 25.0), ("co_simclr", 1, None, 25.0)],
+    )
+    rows = {r["label"]: r for r in run_study.write_summary(tmp_path, run_study.TINY)}
+    premise = rows["(CO-SimCLR - SimCLR) on RF 31 - on unbounded RF"]
+    assert premise["linear_top1"]["deltas"] == {0: 2.0, 1: 0.5}  # +1 - (-1), +0.5 - 0
+    assert rows["CO-SimCLR - SimCLR"]["linear_top1"]["mean"] == 0.75
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "10,000 Tiny-ImageNet validation images" in markdown
+    assert "benchmarks/study/tiny-imagenet.md" in markdown
+
+
 def test_published_text_has_no_machine_paths():
     text = "cd /work/study/simclr && /usr/bin/python3 main_pretrain.py data=/data/c10/train"
     replacements = {"/work/study": "$STUDY", "/data/c10": "$DATA", "/usr/bin/python3": "python"}
@@ -95,13 +148,15 @@ def test_every_comparison_reads_runs_that_its_parts_train(tmp_path):
             else [arm]
         )
 
-    for question, label, *arms in run_study.COMPARISONS:
-        for part, method, scale in [one for arm in arms for one in single_arms(arm)]:
-            args = parse_args(run_study.bench_command(part, tmp_path, tmp_path)[1:])
-            assert method in ",".join(args.pairs).split(","), (label, part, method)
-            scales = [float(s) for s in args.crop_min_scales or []] or [None]
-            assert scale in scales, (label, part, scale)
-    assert [q for q, *_ in run_study.COMPARISONS] == sorted(q for q, *_ in run_study.COMPARISONS)
+    for study in run_study.STUDIES.values():
+        for question, label, *arms in study.comparisons:
+            for part, method, scale in [one for arm in arms for one in single_arms(arm)]:
+                args = parse_args(run_study.bench_command(part, tmp_path, tmp_path, study)[1:])
+                assert method in ",".join(args.pairs).split(","), (label, part, method)
+                scales = [float(s) for s in args.crop_min_scales or []] or [None]
+                assert scale in scales, (label, part, scale)
+        questions = [q for q, *_ in study.comparisons]
+        assert questions == sorted(questions), study.name
 
 
 def test_summary_pairs_seeds_across_parts(tmp_path):

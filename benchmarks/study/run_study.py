@@ -360,7 +360,12 @@ TINY_PARTS: Dict[str, Dict] = {
     },
 }
 TINY_COMPARISONS = [
-    ("1", "CO-SimCLR - SimCLR", ("simclr-rf31", "simclr", None), ("simclr-rf31", "co_simclr", None)),
+    (
+        "1",
+        "CO-SimCLR - SimCLR",
+        ("simclr-rf31", "simclr", None),
+        ("simclr-rf31", "co_simclr", None),
+    ),
     (
         "1",
         "CO-BYOL (local heads 1024) - BYOL",

@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 #: the 200 classes of the standard Tiny-ImageNet-200, in its ``wnids.txt`` order
-STANDARD_200 = tuple(
-    """
+STANDARD_200 = tuple("""
     n02124075 n04067472 n04540053 n04099969 n07749582 n01641577 n02802426 n09246464 n07920052
     n03970156 n03891332 n02106662 n03201208 n02279972 n02132136 n04146614 n07873807 n02364673
     n04507155 n03854065 n03838899 n03733131 n01443537 n07875152 n03544143 n09428293 n03085013
@@ -56,8 +55,7 @@ STANDARD_200 = tuple(
     n02226429 n02231487 n02085620 n01644900 n02129165 n02699494 n03837869 n02815834 n07720875
     n02788148 n02909870 n03706229 n07871810 n03447447 n02113799 n12267677 n03662601 n02841315
     n07715103 n02504458
-    """.split()
-)
+    """.split())
 TRAIN_PER_CLASS = 500
 VAL_PER_CLASS = 50
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
@@ -118,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
 def _images(folder: Path) -> List[Path]:
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-    )
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def read_download(src: Path) -> Dict:

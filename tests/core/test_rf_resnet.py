@@ -134,7 +134,9 @@ def test_settings_that_would_override_each_other_are_refused():
         rf_resnet18(preset="rf7", kernel3_blocks=[2, 1, 0, 0])
     with pytest.raises(RFResNetConfigError, match=r"preset='rf99' and .*kernel3_blocks"):
         rf_resnet18(preset="rf99", kernel3_blocks=[2, 2, 0, 0])
-    with pytest.raises(RFResNetConfigError, match=r"cifar_stem=True and backbone.kwargs.stem='half'"):
+    with pytest.raises(
+        RFResNetConfigError, match=r"cifar_stem=True and backbone.kwargs.stem='half'"
+    ):
         rf_resnet18(stem="half", cifar_stem=True)
     with pytest.raises(RFResNetConfigError, match=r"preset='tiny_rf31' brings the 'half' stem"):
         rf_resnet18(preset="tiny_rf31", cifar_stem=True)

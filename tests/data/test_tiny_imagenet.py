@@ -58,7 +58,9 @@ def test_writes_an_image_folder_of_links_with_the_classes_and_counts(tmp_path):
             assert all(f.stat().st_nlink == 2 for f in files)  # hard links to the download
     # every validation image lands in its annotated class, and is that very image
     annotations = dict(
-        line.split("\t")[:2] for line in (src / "val" / "val_annotations.txt").read_text().split("\n") if line
+        line.split("\t")[:2]
+        for line in (src / "val" / "val_annotations.txt").read_text().split("\n")
+        if line
     )
     for name, wnid in annotations.items():
         assert (tmp_path / "out" / "val" / wnid / name).samefile(src / "val" / "images" / name)
@@ -118,7 +120,9 @@ def test_a_seeded_subset_is_the_same_for_the_same_seed(tmp_path):
 )
 def test_a_broken_download_is_refused_naming_what_is_wrong(tmp_path, breakage, message):
     wnids = list(STANDARD_200[:2])
-    src = make_download(tmp_path, wnids, extra_folders=["n99999999"] if breakage == "unlisted" else ())
+    src = make_download(
+        tmp_path, wnids, extra_folders=["n99999999"] if breakage == "unlisted" else ()
+    )
     if breakage == "empty":
         for image in (src / "train" / wnids[0] / "images").iterdir():
             image.unlink()

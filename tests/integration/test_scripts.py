@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import solo
 import torch
+from PIL import Image
 
 from solo_coplugin.backbones import resnet18_cifar, rf_resnet18
 from solo_coplugin.eval.checkpoint import load_checkpoint
@@ -187,3 +188,80 @@ def test_bad_input_fails_at_start_up_with_one_clear_message(cifar10_subset, tmp_
     assert result.returncode != 0
     assert "method_kwargs.local_weight must be in [0, 1], got 1.5" in result.stderr
     assert not list(tmp_path.glob("lightning_logs"))  # nothing trained
+
+
+def test_tiny_imagenet_config_trains_the_rf31_network_and_validates_at_64_px(
+    cifar10_subset, tmp_path
+):
+    overrides = [
+        a
+        for a in cpu_overrides(cifar10_subset, tmp_path)
+        if not a.startswith(("backbone.name=", "++limit_val_batches"))
+    ]
+    result = run(
+        "main_pretrain.py",
+        [
+            "--config-path",
+            "pkg://solo_coplugin.configs.tiny-imagenet",
+            "--config-name",
+            "co_simclr.yaml",
+            "++backbone.kwargs.width=8",
+            "method_kwargs.proj_hidden_dim=64",
+            *overrides,
+            "++limit_val_batches=1",
+        ],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = logged_metrics(tmp_path)
+    assert any(r.get("val_acc1") for r in rows)  # validated online
+    (ckpt,) = (tmp_path / "ckpt").rglob("*.ckpt")
+    from solo_coplugin.eval.checkpoint import load_pretrained
+
+    backbone, cfg = load_pretrained(ckpt)
+    assert cfg.backbone.kwargs.preset == "tiny_rf31" and cfg.data.val_crop_size == 64
+    assert backbone.receptive_field == 31 and backbone.feature_map_size(64) == 4
+
+
+def test_val_crop_size_validates_custom_data_at_that_size_with_the_training_normalization(
+    cifar10_subset, monkeypatch
+):
+    from omegaconf import OmegaConf
+    import solo.data.classification_dataloader as loaders
+
+    from solo_coplugin.validation import ValidationSizeError, use_validation_size
+
+    monkeypatch.setattr(loaders, "prepare_transforms", loaders.prepare_transforms)  # restored
+    mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    cfg = OmegaConf.create(
+        {
+            "data": {"dataset": "custom", "val_crop_size": 48},
+            "augmentations": [{"crop_size": 48, "mean": mean, "std": std}],
+        }
+    )
+    _, solo_val = loaders.prepare_transforms("custom")
+    assert use_validation_size(cfg)
+    _, val_loader = loaders.prepare_data(
+        "custom",
+        train_data_path=cifar10_subset / "train",
+        val_data_path=cifar10_subset / "val",
+        batch_size=4,
+        num_workers=0,
+    )
+    images, _ = next(iter(val_loader))
+    assert images.shape == (4, 3, 48, 48)  # solo-learn's own: 224
+    assert solo_val(Image.new("RGB", (32, 32))).shape == (3, 224, 224)
+    # the training normalization: a mid-grey pixel maps to (0.5 - mean) / std
+    grey = Image.new("RGB", (32, 32), (128, 128, 128))
+    _, patched_val = loaders.prepare_transforms("custom")
+    pixel = patched_val(grey)[:, 0, 0]
+    expected = (torch.tensor([128 / 255] * 3) - torch.tensor(mean)) / torch.tensor(std)
+    torch.testing.assert_close(pixel, expected)
+    assert loaders.prepare_transforms("cifar10")[1] is not None  # other datasets: solo-learn's
+    cfg.data.dataset = "cifar10"
+    with pytest.raises(ValidationSizeError, match=r"data.val_crop_size=48 only applies to data"):
+        use_validation_size(cfg)
+    cfg.data.dataset, cfg.data.val_crop_size = "custom", "64"
+    with pytest.raises(ValidationSizeError, match=r"data.val_crop_size='64': give the validation"):
+        use_validation_size(cfg)
+    cfg.data.val_crop_size = None
+    assert not use_validation_size(cfg)

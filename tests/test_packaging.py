@@ -70,6 +70,8 @@ def test_wheel_contains_configs_and_hydra_plugin(tmp_path):
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     entry_points = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "solo-co-bench = solo_coplugin.bench.runner:main" in entry_points
+    assert "solo-co-data = solo_coplugin.data.__main__:main" in entry_points
+    assert "solo_coplugin/data/image_check.py" in names
     assert "solo-co-eval = solo_coplugin.eval.__main__:main" in entry_points
     assert "solo-co-export = solo_coplugin.export:main" in entry_points
     assert "solo-co-upstream = solo_coplugin.upstream:main" in entry_points
@@ -93,7 +95,13 @@ for target in sys.argv[1:]:
 
 
 def test_commands_show_their_help_without_third_party_warnings():
-    scripts = ["solo-co-bench", "solo-co-eval", "solo-co-export", "solo-co-upstream"]
+    scripts = [
+        "solo-co-bench",
+        "solo-co-data",
+        "solo-co-eval",
+        "solo-co-export",
+        "solo-co-upstream",
+    ]
     targets = [
         importlib.metadata.entry_points(group="console_scripts", name=script)[script].value
         for script in scripts

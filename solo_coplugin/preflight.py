@@ -7,21 +7,30 @@ class folder without images (``ImageFolder``, when the loaders are built), a fil
 image (a data-loader worker, mid-epoch, after checkpoints were written), a ViT or Swin built for
 another resolution than the one solo-learn validates at (Lightning's sanity check, once data and
 model are ready, or the first validation). :func:`check_pretrain_cfg` finds them from the
-composed config, with the CO settings' own checks that need no model.
+composed config, with the CO settings' own checks that need no model. The data check opens a
+sample of 64 files; ``++data.check_all_images=True`` opens every file of ``data.train_path`` (and
+``data.val_path``) instead (:mod:`solo_coplugin.data.image_check`, in parallel) and lists every
+file the loader would stop on.
 
 :class:`PreflightCallback` runs it in ``main_pretrain.py`` before ``main()``: every packaged CO
 config declares it under ``hydra.callbacks`` (a config of your own can do the same, or add
 ``+hydra.callbacks.solo_coplugin._target_=solo_coplugin.preflight.PreflightCallback`` on the
-command line). A failing check stops the run with one message, before anything is written.
+command line). A failing check stops the run with one message, before anything is written. The
+callback also makes a file that the data loader cannot read during training stop the run with
+one line naming the file and the fix (:mod:`solo_coplugin.data.loader_errors`), instead of PIL's
+error from a data-loader worker, which names no file.
 """
 
 import os
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from solo_coplugin.core import CoConfigError, check_co_settings, check_local_keys, setting_names
+from solo_coplugin.data.image_check import check_all_files
+from solo_coplugin.data.loader_errors import bad_file_error_in, name_bad_files
 from solo_coplugin.data_checks import DataCheckError, check_image_folder, check_path_exists
 
 #: the side that solo-learn's classification loaders (``solo/data/classification_dataloader.py``)
@@ -38,6 +47,8 @@ VALIDATION_SIZE = {
 FOLDER_DATASETS = ("custom", "imagenet", "imagenet100")
 #: backbones whose patch embedding only accepts its ``img_size`` (timm ViTs and Swins)
 FIXED_SIZE_BACKBONES = ("vit_", "swin_")
+#: the setting that makes the data check open every file instead of a sample
+CHECK_ALL_IMAGES = "data.check_all_images"
 
 
 class PreflightError(ValueError):
@@ -149,11 +160,39 @@ def check_validation_resolution(cfg: DictConfig) -> None:
     )
 
 
+def check_all_images_enabled(cfg: DictConfig) -> bool:
+    """The value of ``data.check_all_images`` (False when unset), checked."""
+
+    value = _select(cfg, CHECK_ALL_IMAGES, False)
+    if not isinstance(value, bool):
+        raise PreflightError(
+            f"{CHECK_ALL_IMAGES} must be True or False, got {value!r}. Fix: "
+            f"++{CHECK_ALL_IMAGES}=True opens every image before training, False (the default) "
+            "a sample of 64."
+        )
+    return value
+
+
+def check_every_image(path: Any, key: str, no_labels: bool) -> None:
+    """Opens every file of a data folder (``data.check_all_images``); prints how long it took.
+
+    Raises:
+        DataCheckError: with the report, file by file, when anything is wrong.
+    """
+
+    report = check_all_files(path, key=key, no_labels=no_labels)
+    if not report.ok:
+        raise DataCheckError(report.summary(key))
+    print(f"solo-coplugin: {report.summary(key)}", flush=True)
+
+
 def check_data(cfg: DictConfig) -> None:
     """Checks the data folders that ``main_pretrain.py`` will read (see
-    :func:`solo_coplugin.data_checks.check_image_folder`). Datasets that torchvision downloads
+    :func:`solo_coplugin.data_checks.check_image_folder`; with ``data.check_all_images=True``,
+    :func:`solo_coplugin.data.image_check.check_all_files`). Datasets that torchvision downloads
     (CIFAR, STL-10) are left to it."""
 
+    check_all = check_all_images_enabled(cfg)
     dataset = _select(cfg, "data.dataset")
     if dataset not in FOLDER_DATASETS:
         return
@@ -166,9 +205,10 @@ def check_data(cfg: DictConfig) -> None:
             check_path_exists(_select(cfg, "data.val_path"), "data.val_path")
         return
     # image folders, and DALI's file reader, which reads the same layout
-    check_image_folder(_select(cfg, "data.train_path"), "data.train_path", no_labels=no_labels)
+    check = check_every_image if check_all else check_image_folder
+    check(_select(cfg, "data.train_path"), "data.train_path", no_labels=no_labels)
     if validates:
-        check_image_folder(_select(cfg, "data.val_path"), "data.val_path", no_labels=False)
+        check(_select(cfg, "data.val_path"), "data.val_path", no_labels=False)
 
 
 def check_pretrain_cfg(cfg: DictConfig) -> None:
@@ -185,16 +225,28 @@ def check_pretrain_cfg(cfg: DictConfig) -> None:
 
 
 class PreflightCallback(Callback):
-    """Hydra callback: :func:`check_pretrain_cfg` before ``main_pretrain.py``'s ``main()``.
+    """Hydra callback: :func:`check_pretrain_cfg` before ``main_pretrain.py``'s ``main()``, and
+    files the data loader cannot read named during training.
 
     Hydra turns an exception raised by a callback into a warning and runs the job anyway, so a
-    failed check exits the process here, with its message and without a stack trace.
+    failed check exits the process here, with its message and without a stack trace. A file that
+    stops the data loader during training ends ``main()`` with a
+    :class:`~solo_coplugin.data.loader_errors.BadImageFileError`, which :meth:`on_job_end`
+    turns into one line the same way.
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        name_bad_files()  # every process: each one (and its loader workers) reads files
         if int(os.environ.get("LOCAL_RANK", 0)) > 0:
             return  # a DDP worker that Lightning started once rank 0 had passed the checks
         try:
             check_pretrain_cfg(config)
         except (PreflightError, DataCheckError, CoConfigError) as error:
             raise SystemExit(f"solo-coplugin: {error}") from None
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.FAILED:
+            return
+        message = bad_file_error_in(job_return._return_value)
+        if message is not None:
+            raise SystemExit(f"solo-coplugin: {message}")

@@ -364,7 +364,25 @@ def resolve_kernel3_blocks(
     return counts
 
 
+#: the ``backbone.kwargs`` that :func:`rf_resnet18` and :func:`rf_resnet50` pass to RFResNet
+RF_OPTIONS = (
+    "stem",
+    "cifar_stem",
+    "bag_mlp",
+    "match_params",
+    "width",
+    "stride_in_1x1",
+    "zero_init_residual",
+)
+
+
 def _build(name, block, preset, kernel3_blocks, **kwargs) -> RFResNet:
+    unknown = sorted(set(kwargs) - set(RF_OPTIONS))
+    if unknown:
+        raise RFResNetConfigError(
+            f"{', '.join('backbone.kwargs.' + key for key in unknown)}: not a setting of {name}; "
+            f"its settings are preset, kernel3_blocks, {', '.join(RF_OPTIONS)}."
+        )
     counts = resolve_kernel3_blocks(name, preset, kernel3_blocks)
     if preset in STEM_PRESETS[name]:
         preset_stem = STEM_PRESETS[name][preset][1]

@@ -23,6 +23,27 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 TORCHVISION_WIDTH = 64
 
 
+#: the keyword options of torchvision's ``ResNet`` that these networks pass on
+TORCHVISION_OPTIONS = {
+    "zero_init_residual",
+    "num_classes",
+    "groups",
+    "width_per_group",
+    "replace_stride_with_dilation",
+    "norm_layer",
+}
+#: settings of the RF-ResNets that a config may still carry when only ``backbone.name`` changed
+RF_RESNET_OPTIONS = {
+    "preset",
+    "kernel3_blocks",
+    "stem",
+    "cifar_stem",
+    "bag_mlp",
+    "match_params",
+    "stride_in_1x1",
+}
+
+
 class SmallImageResNet(ResNet):
     """torchvision's ResNet with a base ``width`` and solo-learn's CIFAR stem.
 
@@ -48,6 +69,21 @@ class SmallImageResNet(ResNet):
             raise ValueError(
                 f"backbone.kwargs.width={width!r}: the first stage's channel count must be a "
                 f"positive integer (64 is torchvision's ResNet; 16 or 32 for narrow networks)."
+            )
+        unknown = sorted(set(kwargs) - TORCHVISION_OPTIONS)
+        if unknown:
+            rf_only = [key for key in unknown if key in RF_RESNET_OPTIONS]
+            hint = (
+                f" ({', '.join(rf_only)}: settings of rf_resnet18/rf_resnet50; drop them with "
+                f"{' '.join('~backbone.kwargs.' + key for key in rf_only)} on the command line, "
+                "or train backbone.name=rf_resnet18)"
+                if rf_only
+                else ""
+            )
+            raise ValueError(
+                f"{', '.join('backbone.kwargs.' + key for key in unknown)}: not a setting of the "
+                f"small-image ResNets{hint}. They take width and torchvision's ResNet options "
+                f"({', '.join(sorted(TORCHVISION_OPTIONS))})."
             )
         self.width = width
         super().__init__(block, layers, **kwargs)

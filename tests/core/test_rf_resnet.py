@@ -144,6 +144,8 @@ def test_settings_that_would_override_each_other_are_refused():
         rf_resnet18(preset="tiny_full", stem="imagenet")
     with pytest.raises(RFResNetConfigError, match=r"stem='tiny' is not a stem"):
         rf_resnet18(stem="tiny")
+    with pytest.raises(RFResNetConfigError, match=r"backbone.kwargs.widht: not a setting of rf_"):
+        rf_resnet18(widht=16)
     assert rf_resnet18(stem="cifar", cifar_stem=True).stem == "cifar"
     assert rf_resnet18(preset="tiny_rf31", stem="half").stem == "half"
 

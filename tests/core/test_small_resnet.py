@@ -55,3 +55,15 @@ def test_a_bad_width_names_the_key(width):
         resnet18_cifar(width=width)
     with pytest.raises(RFResNetConfigError, match="backbone.kwargs.width"):
         rf_resnet18(width=width, cifar_stem=True)
+
+
+def test_settings_of_other_backbones_are_named_not_passed_to_torchvision():
+    with pytest.raises(
+        ValueError,
+        match=r"backbone.kwargs.bag_mlp, backbone.kwargs.preset: not a .*"
+        r"~backbone.kwargs.bag_mlp ~backbone.kwargs.preset",
+    ):
+        resnet18_cifar(width=16, preset="tiny_rf31", bag_mlp=False)
+    with pytest.raises(ValueError, match=r"backbone.kwargs.widht: not a setting .* zero_init"):
+        resnet18_cifar(widht=16)
+    assert resnet18_cifar(width=16, zero_init_residual=True).width == 16

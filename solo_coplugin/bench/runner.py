@@ -15,12 +15,13 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from solo_coplugin.bench.plan import (
     TRAIN_RECORD,
@@ -200,7 +201,56 @@ def common_overrides(args: argparse.Namespace, train_path: Path) -> List[str]:
     ]
 
 
+#: config keys that the runner sets from its own arguments -> the argument; an ``--override`` of
+#: one of them would silently replace what the argument says (Hydra keeps the last value)
+RUNNER_KEYS = {
+    "backbone.name": "--backbone",
+    "optimizer.batch_size": "--batch-size",
+    "max_epochs": "--epochs",
+    "scheduler.warmup_epochs": "--warmup-epochs",
+    "precision": "--precision",
+    "accelerator": "--accelerator",
+    "devices": "--devices",
+    "data.num_workers": "--num-workers",
+    "data.dataset": "--data (always custom)",
+    "data.train_path": "--data",
+    "data.val_path": "--data (the runner evaluates on its val/ or test/ split itself)",
+    "seed": "--seeds",
+    "method": "--pairs",
+    "name": "the run names",
+    r"augmentations.<i>.crop_size": "--crop-size",
+}
+
+
+def overridden_runner_key(override: str, crop_min_scales) -> Optional[Tuple[str, str]]:
+    """(key, argument) when an override sets a key that a runner argument sets, else None."""
+
+    key = override.lstrip("+~").split("=", 1)[0].strip()
+    generic = re.sub(r"^augmentations\.\d+\.", "augmentations.<i>.", key)
+    if generic in RUNNER_KEYS:
+        return key, RUNNER_KEYS[generic]
+    if crop_min_scales and generic == "augmentations.<i>.rrc.crop_min_scale":
+        return key, "--crop-min-scales"
+    return None
+
+
+def check_overrides(args: argparse.Namespace) -> None:
+    """Refuses an override that would silently replace one of the runner's own arguments."""
+
+    for flag in ("override", "co_override", "base_override"):
+        for override in getattr(args, flag):
+            clash = overridden_runner_key(override, args.crop_min_scales)
+            if clash:
+                key, argument = clash
+                raise BenchConfigError(
+                    f"--{flag.replace('_', '-')} {override}: {key} is set by {argument}, and the "
+                    "override would silently replace it in every run. Fix: use the argument "
+                    "instead of the override."
+                )
+
+
 def make_plan(args: argparse.Namespace, train_path: Path) -> List[Run]:
+    check_overrides(args)
     scales = args.crop_min_scales or [None]
     plan_kwargs = dict(
         pairs=parse_pairs(args.pairs),

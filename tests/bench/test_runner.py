@@ -3,6 +3,7 @@ import io
 import sys
 import textwrap
 
+import pytest
 from tqdm import tqdm
 
 from solo_coplugin.bench import runner
@@ -87,3 +88,39 @@ def test_jobs_train_runs_at_once_with_a_share_of_the_cores_each(tmp_path, monkey
     (a0, a1), (b0, b1) = spans["simclr-s0"], spans["co_simclr-s0"]
     assert a0 < b1 and b0 < a1
     assert spans["simclr2-s0"][0] >= min(a1, b1)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--override", "max_epochs=3"], r"--override max_epochs=3: max_epochs is set by --epochs"),
+        (["--override", "++optimizer.batch_size=8"], r"is set by --batch-size"),
+        (["--co-override", "backbone.name=resnet18"], r"--co-override .* by --backbone"),
+        (["--base-override", "augmentations.1.crop_size=48"], r"by --crop-size"),
+        (
+            ["--crop-min-scales", "0.5", "--override", "augmentations.0.rrc.crop_min_scale=0.2"],
+            r"is set by --crop-min-scales",
+        ),
+    ],
+)
+def test_an_override_that_would_silently_replace_an_argument_is_refused(argv, message):
+    from solo_coplugin.bench.plan import BenchConfigError
+    from solo_coplugin.bench.runner import check_overrides, parse_args
+
+    args = parse_args(["--data", "d", "--out", "o", *argv])
+    with pytest.raises(BenchConfigError, match=message):
+        check_overrides(args)
+
+
+def test_overrides_of_keys_the_runner_leaves_alone_are_kept():
+    from solo_coplugin.bench.runner import check_overrides, parse_args
+
+    args = parse_args(
+        ["--data", "d", "--out", "o", "--override", "++backbone.kwargs.width=16"]
+        + [
+            "augmentations.0.rrc.crop_min_scale=0.3",
+            "--co-override",
+            "method_kwargs.local_weight=0",
+        ]
+    )
+    check_overrides(args)  # no --crop-min-scales: the config's scale is the override's to set

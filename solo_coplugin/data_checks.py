@@ -86,6 +86,17 @@ def image_file_problem(path: Union[str, Path]) -> Optional[FileProblem]:
     return None
 
 
+#: the size listed for a file that cannot even be looked at (a broken link, no permission)
+NO_SIZE = -1
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # the loader lists it all the same, then stops on it
+        return NO_SIZE
+
+
 def _image_files(folder: str) -> List[Tuple[str, int]]:
     """(path, size) of the files ``ImageFolder`` takes from a class folder, in its order."""
 
@@ -94,7 +105,7 @@ def _image_files(folder: str) -> List[Tuple[str, int]]:
         for name in sorted(names):
             if name.lower().endswith(IMG_EXTENSIONS):
                 path = os.path.join(root, name)
-                files.append((path, os.stat(path).st_size))
+                files.append((path, _size(path)))
     return files
 
 
@@ -110,7 +121,7 @@ def _spread(items: Sequence, count: int) -> list:
 class ImageFolderListing(NamedTuple):
     """The files the data loader will read from a folder, as listed (nothing opened)."""
 
-    #: (path, size in bytes) of each file, in the loader's order
+    #: (path, size in bytes or :data:`NO_SIZE`) of each file, in the loader's order
     files: List[Tuple[str, int]]
     #: the folder's layout, for messages ("10 class folders")
     layout: str
@@ -158,7 +169,7 @@ def list_image_folder(
                 "every entry of it as an image. Fix: data.no_labels=False for one sub-folder per "
                 "class, or move the images up into the folder."
             )
-        files = [(str(entry), entry.stat().st_size) for entry in entries]
+        files = [(str(entry), _size(str(entry))) for entry in entries]
         return ImageFolderListing(files, "a flat folder of images (data.no_labels=True)", [])
 
     try:
@@ -214,6 +225,13 @@ def check_image_folder(
         )
     if not files:
         raise DataCheckError(f"{key}={path} holds no file. Fix: point {key} to the images.")
+    unreadable = [name for name, size in files if size == NO_SIZE]
+    if unreadable:
+        raise DataCheckError(
+            f"{key}={path}: {len(unreadable)} image files cannot be read (broken links, no "
+            f"permission): {_listed(unreadable)}. Fix: delete or replace them, or make them "
+            "readable (the data loader would stop on them in the middle of an epoch)."
+        )
     empty_files = [name for name, size in files if size == 0]
     if empty_files:
         raise DataCheckError(

@@ -16,6 +16,7 @@ from solo_coplugin.data_checks import (
     NOT_AN_IMAGE,
     TRUNCATED,
     UNDECODABLE,
+    UNREADABLE,
     DataCheckError,
     check_image_folder,
     image_file_problem,
@@ -41,12 +42,14 @@ def truncate(path, keep=300):
 
 @pytest.fixture
 def broken_folder(tmp_path):
-    """21 images in 2 classes, 4 of them broken in 4 ways, and a class folder without images."""
+    """21 images in 2 classes, 5 of them broken in 5 ways, and a class folder without images."""
 
     root = jpeg_folder(tmp_path / "data", classes=2, per_class=10)
     truncate(root / "class1" / "0009.jpg")
     (root / "class0" / "0003.jpg").write_text("<html>a web page saved as .jpg</html>")
     (root / "class0" / "0005.jpg").write_bytes(b"")
+    (root / "class0" / "0007.jpg").unlink()
+    (root / "class0" / "0007.jpg").symlink_to(tmp_path / "moved_away.jpg")  # a broken link
     with Image.open(root / "class1" / "0002.jpg") as image:
         image.save(root / "class1" / "0002.png")
     data = bytearray((root / "class1" / "0002.png").read_bytes())
@@ -64,6 +67,7 @@ def test_every_problem_is_listed_file_by_file(broken_folder):
     assert kinds == {
         "class0/0003.jpg": NOT_AN_IMAGE,
         "class0/0005.jpg": EMPTY,
+        "class0/0007.jpg": UNREADABLE,
         "class1/0002.png": UNDECODABLE,
         "class1/0009.jpg": TRUNCATED,
     }
@@ -71,7 +75,7 @@ def test_every_problem_is_listed_file_by_file(broken_folder):
 
     summary = report.summary("data.train_path")
     assert summary.startswith(f"data.train_path={broken_folder}: opened all 21 files of 3 class ")
-    assert ": 4 files the data loader would stop on, 1 class folder without images." in summary
+    assert ": 5 files the data loader would stop on, 1 class folder without images." in summary
     assert f"  broken image data (1):\n    {broken_folder / 'class1' / '0002.png'}  [OSError: " in (
         summary
     )
@@ -79,6 +83,16 @@ def test_every_problem_is_listed_file_by_file(broken_folder):
     assert f"  empty file (1):\n    {broken_folder / 'class0' / '0005.jpg'}  [0 bytes]" in summary
     assert f"  class folders without images (1):\n    {broken_folder / 'class2'}" in summary
     assert "Fix: remove or replace each listed file" in summary
+
+
+def test_the_start_up_check_names_a_broken_link_without_opening_it(broken_folder):
+    # every file is listed with its size: a file that has none stops the check (no stack trace)
+    with pytest.raises(DataCheckError) as error:
+        check_image_folder(broken_folder / "class0", "data.train_path", sample=1, no_labels=True)
+    assert str(error.value).startswith(
+        f"data.train_path={broken_folder / 'class0'}: 1 image files cannot be read (broken links, "
+        f"no permission): {broken_folder / 'class0' / '0007.jpg'}. Fix: "
+    )
 
 
 def test_processes_find_the_same_problems_as_one(broken_folder):

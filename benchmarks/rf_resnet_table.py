@@ -18,6 +18,7 @@ import torchvision
 
 from solo_coplugin.backbones import (
     RF_PRESETS,
+    RF_STEM_PRESETS,
     feature_map_side,
     rf_resnet18,
     rf_resnet50,
@@ -66,7 +67,9 @@ def main():
         plain = getattr(torchvision.models, name[3:])()
         plain.fc = nn.Identity()
         models = {"plain": plain.eval()}
-        models.update({preset: build(preset=preset).eval() for preset in RF_PRESETS[name]})
+        # the 64 px presets bring their own stem: benchmarks/tiny_imagenet_network.py measures them
+        presets = [p for p in RF_PRESETS[name] if p not in RF_STEM_PRESETS[name]]
+        models.update({preset: build(preset=preset).eval() for preset in presets})
         seconds = forward_seconds(models, x, args.repeats)
         for preset, model in models.items():
             rf = theoretical_receptive_field(model).size

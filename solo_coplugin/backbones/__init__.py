@@ -9,6 +9,7 @@ from solo_coplugin.backbones.receptive_field import (
     theoretical_receptive_field,
 )
 from solo_coplugin.backbones.rf_resnet import PRESETS as RF_PRESETS
+from solo_coplugin.backbones.rf_resnet import STEM_PRESETS as RF_STEM_PRESETS
 from solo_coplugin.backbones.rf_resnet import (
     RFResNet,
     RFResNetConfigError,
@@ -29,6 +30,7 @@ __all__ = [
     "BACKBONES",
     "RESNET_STAGES",
     "RF_PRESETS",
+    "RF_STEM_PRESETS",
     "RFResNet",
     "RFResNetConfigError",
     "ReceptiveField",

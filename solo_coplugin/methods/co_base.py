@@ -238,6 +238,14 @@ class CoMixin:
             cfg (omegaconf.DictConfig): the method's cfg.
         """
 
+        num_small_crops = omegaconf.OmegaConf.select(cfg, "data.num_small_crops", default=None)
+        if num_small_crops == 0:
+            raise CoConfigError(
+                "method_kwargs.local_small_crops=True aligns the local representations of the "
+                "small crops, but the augmentations have none (data.num_small_crops=0), so it "
+                "would change nothing. Fix: method_kwargs.local_small_crops=False, or a multi-crop "
+                "augmentation (e.g. augmentations=symmetric_multicrop.yaml)."
+            )
         for index, size in _small_crop_sizes(cfg):
             _, h, w = measure_feature_map_shape(self.backbone, self.feature_map_tap, size)
             if h * w > 1 and (self.local_grid is None or self.local_grid <= min(h, w)):

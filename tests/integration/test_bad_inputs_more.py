@@ -116,6 +116,16 @@ def test_small_crops_too_small_for_local_representations():
     CoBYOL(cfg)
 
 
+def test_small_crops_alignment_without_small_crops_is_refused():
+    cfg = small_image_co_byol_cfg(local_small_crops=True)
+    cfg.backbone.kwargs = {"width": 8}
+    cfg.data.num_small_crops = 0
+    with pytest.raises(CoConfigError, match=r"but the augmentations have none \(data.num_small_"):
+        CoBYOL(cfg)
+    cfg.method_kwargs.local_small_crops = False
+    CoBYOL(cfg)
+
+
 def test_large_crops_smaller_than_the_network_stride():
     # the CIFAR-stem ResNet-18 has stride 8: a 6 px crop ends in one position
     with pytest.raises(CoConfigError, match=r"ends in a 1x1 feature map at 6 px crops.*Fix: "):

@@ -144,9 +144,7 @@ def test_local_weight_zero_reproduces_the_base_method_exactly(
     for form in ("convex", "additive"):
         for weight in (0.0, 0.3):
             torch.manual_seed(0)
-            model, _ = build(
-                name, cls, base, momentum, local_weight=weight, local_loss_form=form
-            )
+            model, _ = build(name, cls, base, momentum, local_weight=weight, local_loss_form=form)
             results[form, weight] = step(model)
 
     for form in ("convex", "additive"):
@@ -244,7 +242,10 @@ def test_shared_heads_and_grid(name, cls, base_cls, base, momentum, keys):
 @pytest.mark.parametrize("name, cls, base_cls, base, momentum, keys", CASES[:2], ids=IDS[:2])
 def test_small_crops_locals_when_enabled(name, cls, base_cls, base, momentum, keys):
     torch.manual_seed(0)
-    model, cfg = build(name, cls, base, momentum, local_small_crops=True)
+    cfg = gen_base_cfg(name, momentum=momentum, **SMALL_HEADS[base], local_small_crops=True)
+    cfg.augmentations = augmentation_cfg(32) + augmentation_cfg(24, num_crops=1)
+    cfg.data.num_small_crops = 1  # as parse_cfg counts them
+    model = cls(cfg)
     model.num_small_crops, model.num_crops, model.multicrop = 1, 3, True
     batch = gen_batch(4)
     batch[1].append(torch.randn(4, 3, 24, 24))

@@ -62,6 +62,7 @@ checkout as it will be, to a module that defines ``y``; every config's augmentat
 import argparse
 import ast
 import re
+import shlex
 import string
 import sys
 from dataclasses import dataclass, field
@@ -88,6 +89,11 @@ METHOD_LOSS = re.compile(r"^(co_\w+?)_local_loss$")
 #: 2048-wide cross-correlation/covariance per position took 92 s and 42 s of a test (46 s and
 #: 14 s with 512) against 2 to 4 s for the others
 TEST_HEAD_DIM_CAP = 256
+
+#: the tests that ``main`` says to run next, relative to the checkout (a shell glob): the written
+#: CO method tests, which pass with solo-coplugin installed or not (tests/integration/
+#: test_upstream.py runs both)
+NEXT_TESTS = "tests/methods/test_co_*.py"
 
 #: the files whose presence makes a directory a solo-learn checkout
 CHECKOUT_FILES = (
@@ -1333,6 +1339,13 @@ def upstream(checkout: Path, dry_run: bool = False) -> Dict[str, str]:
     return write_plan(checkout, plan, dry_run)
 
 
+def next_command(checkout: Path) -> str:
+    """The shell command that runs the written CO method tests in ``checkout``: from its root, so
+    that ``python -m`` imports that checkout's ``solo`` whichever solo-learn is installed."""
+
+    return f"cd {shlex.quote(str(checkout))} && python -m pytest {NEXT_TESTS}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="solo-co-upstream",
@@ -1358,9 +1371,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"in {args.solo_learn_dir} ({counts['unchanged']} already up to date)"
     )
     if not args.dry_run:
+        print(f"Next: {next_command(args.solo_learn_dir)}")
         print(
-            "Next: python -m pytest tests/methods/test_co_*.py there; docs/upstream.md says how "
-            "to submit the pull request."
+            "  (solo-learn's CO method tests, with its own solo/; solo-coplugin may stay "
+            "installed.) docs/upstream.md says how to submit the pull request."
         )
     return 0
 

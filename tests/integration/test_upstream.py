@@ -1,17 +1,23 @@
 """solo-co-upstream writes the CO methods into a copy of the installed solo-learn checkout, in the
 shape of a solo-learn method contribution, and that tree passes solo-learn's own method tests (its
-CO tests included) with this package hidden: not importable, and no installed distribution.
+CO tests included) both with this package hidden (not importable, no installed distribution: as
+in solo-learn's CI) and with it installed (as on the machine that wrote the tree): there the
+plugin leaves solo-learn's own CO methods, backbones and configs in charge.
 
-The CO method tests of the written tree take about 3 s each (up to 8 s) plus a solo-learn import,
-so by default the hidden run covers CO-SimCLR, CO-BYOL, CO-DINO and solo-learn's own BYOL test;
-``SOLO_CO_UPSTREAM_ALL=1`` runs every written CO test.
+The CO method tests of the written tree take about 3 s each (up to 10 s) plus a solo-learn
+import, so by default the hidden run covers CO-SimCLR, CO-BYOL, CO-DINO and solo-learn's own BYOL
+test, and the installed run (the command ``solo-co-upstream`` prints) CO-BYOL and BYOL;
+``SOLO_CO_UPSTREAM_ALL=1`` runs every written CO test in both.
 """
 
 import ast
 import difflib
 import filecmp
+import importlib.metadata
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -48,6 +54,10 @@ NEW_FILE = re.compile(
     r"|docs/source/solo/(methods|losses)/co(_\w+)?\.rst)$"
 )
 DEFAULT_HIDDEN_TESTS = ("co_simclr", "co_byol", "co_dino")
+DEFAULT_INSTALLED_TESTS = ("co_byol",)
+#: solo-learn's own test that Lightning's loading of our callbacks factory used to break there
+BASE_TEST = "tests/methods/test_byol.py"
+CALLBACKS_FACTORY = "solo_coplugin.bench.step_log:callbacks"
 RUN_ALL = os.environ.get("SOLO_CO_UPSTREAM_ALL") == "1"
 
 # Runs pytest in a process where solo_coplugin cannot be imported and has no distribution (so no
@@ -266,7 +276,7 @@ def test_refuses_a_folder_that_is_not_a_solo_learn_checkout(which, tmp_path, cap
 def test_solo_learns_method_tests_pass_on_the_written_tree_with_this_package_hidden(written):
     root, _ = written
     names = sorted(METHODS) if RUN_ALL else DEFAULT_HIDDEN_TESTS
-    tests = [f"tests/methods/test_{name}.py" for name in names] + ["tests/methods/test_byol.py"]
+    tests = [f"tests/methods/test_{name}.py" for name in names] + [BASE_TEST]
     result = subprocess.run(
         [sys.executable, "-I", "-c", HIDDEN_PYTEST, str(root), str(PACKAGE_ROOT)]
         + ["-q", "-p", "no:cacheprovider", "-W", "ignore", *tests],
@@ -280,3 +290,103 @@ def test_solo_learns_method_tests_pass_on_the_written_tree_with_this_package_hid
     assert "solo_coplugin: hidden" in output and "solo-coplugin distribution: hidden" in output
     assert f"solo: {(root / 'solo' / '__init__.py').resolve()}" in output
     assert f"{len(tests)} passed" in output, output[-2000:]
+
+
+def test_the_command_it_prints_passes_on_the_written_tree_with_this_package_installed(
+    written, capsys
+):
+    root, _ = written
+    factories = importlib.metadata.entry_points(group="lightning.pytorch.callbacks_factory")
+    assert CALLBACKS_FACTORY in [entry.value for entry in factories], "install this package first"
+    assert upstream.main([str(root)]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Next: ")]
+    cd, command = line[len("Next: ") :].split(" && ")
+    assert shlex.split(cd) == ["cd", str(root)]
+    python, *arguments = shlex.split(command)
+    assert python == "python" and arguments[:2] == ["-m", "pytest"]
+    (pattern,) = arguments[2:]
+    # the files the shell expands the pattern to
+    printed = sorted(path.relative_to(root).as_posix() for path in root.glob(pattern))
+    assert printed == [f"tests/methods/test_{name}.py" for name in sorted(METHODS)]
+    tests = printed if RUN_ALL else [f"tests/methods/test_{n}.py" for n in DEFAULT_INSTALLED_TESTS]
+    # `python -m` puts the current folder first: the copy's solo, not the installed solo-learn
+    find_solo = "import importlib.util; print(importlib.util.find_spec('solo').origin)"
+    origin = subprocess.run([sys.executable, "-c", find_solo], cwd=root, capture_output=True)
+    assert origin.stdout.decode().strip() == str(root / "solo" / "__init__.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, BASE_TEST],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert f"{len(tests) + 1} passed" in output, output[-2000:]
+
+
+# In the written tree, with this package installed: what registration and the Hydra plugin do
+# (argv: the tree's root). Prints one JSON report.
+INSTALLED_REGISTRATION = """
+import json, sys, warnings
+from pathlib import Path
+
+from hydra import compose, initialize, initialize_config_dir
+import solo
+from solo.methods import METHODS
+from solo.methods.base import BaseMethod
+
+import solo_coplugin
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    solo_coplugin.register()
+    import solo_coplugin.methods  # registers again
+    from solo_coplugin.backbones import BACKBONES
+
+configs = {}
+for label, init in (
+    ("config-path", lambda: initialize_config_dir(
+        version_base="1.2", config_dir=str(Path(sys.argv[1]) / "scripts/pretrain/cifar"))),
+    ("bare", lambda: initialize(version_base="1.2", config_path=None)),
+):
+    with init():
+        cfg = compose(config_name="co_byol.yaml", return_hydra_config=True)
+    configs[label] = sorted(cfg.hydra.get("callbacks") or {})
+print("REPORT " + json.dumps({
+    "solo": solo.__file__,
+    "warnings": [
+        str(w.message) for w in caught if w.category.__name__ == "SoloLearnHasItWarning"
+    ],
+    "modules": {
+        name: getattr(registry[name], "__module__", "")
+        for registry, names in ((METHODS, solo_coplugin.methods.METHODS),
+                                (BaseMethod._BACKBONES, BACKBONES))
+        for name in names
+    },
+    "configs": configs,
+}))
+"""
+
+
+def test_with_this_package_installed_the_written_tree_keeps_its_own_methods_and_configs(written):
+    root, _ = written
+    result = subprocess.run(
+        [sys.executable, "-c", INSTALLED_REGISTRATION, str(root)],
+        cwd=root,  # its solo first, as for `python -m pytest` there
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("REPORT ")]
+    report = json.loads(line[len("REPORT ") :])
+    assert report["solo"] == str(root / "solo" / "__init__.py")
+    # every name is solo-learn's own; the plugin said so once, and registered nothing over it
+    assert len(report["modules"]) == len(METHODS) + 4
+    assert [n for n, module in report["modules"].items() if not module.startswith("solo.")] == []
+    (warning,) = report["warnings"]
+    assert all(name in warning for name in report["modules"]) and "its 0 other names" in warning
+    # solo-learn's way (--config-path scripts/pretrain/cifar) gets its own co_byol.yaml, which
+    # has no preflight callback; a bare name, which only the plugin serves, gets the plugin's
+    assert report["configs"] == {"config-path": [], "bare": ["solo_coplugin"]}

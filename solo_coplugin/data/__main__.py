@@ -18,11 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in SUBCOMMANDS.items():
-        summary = module.__doc__.strip().splitlines()[0]
+        text = module.__doc__.replace("``", "")  # reStructuredText literals, plain in a terminal
         command = commands.add_parser(
             name,
-            help=summary,
-            description=module.__doc__,
+            help=text.strip().splitlines()[0],
+            description=text,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command)

@@ -27,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -95,7 +96,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Checks the download and writes the ImageFolder; prints what it did."""
 
-    info = convert(
+    try:
+        info = _convert_args(args)
+    except TinyImageNetError as error:
+        print(f"solo-co-data tiny-imagenet: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.dst}: {len(info['classes'])} classes, {info['train_images']} training and "
+        f"{info['val_images']} validation images ({info['files']})"
+    )
+    return 0
+
+
+def _convert_args(args: argparse.Namespace) -> Dict:
+    return convert(
         args.src,
         args.dst,
         standard_200=args.standard_200,
@@ -106,11 +120,6 @@ def run(args: argparse.Namespace) -> int:
         any_count=args.any_count,
         say=print,
     )
-    print(
-        f"{args.dst}: {len(info['classes'])} classes, {info['train_images']} training and "
-        f"{info['val_images']} validation images ({info['files']})"
-    )
-    return 0
 
 
 def _images(folder: Path) -> List[Path]:

@@ -158,3 +158,20 @@ def test_the_subcommand_copies_on_request(tmp_path, capsys):
     assert copied.stat().st_nlink == 1
     with pytest.raises(SystemExit):  # one choice at most
         parser.parse_args([str(src), "x", "--standard-200", "--all-listed"])
+
+
+def test_the_command_says_what_is_wrong_in_one_line(tmp_path, capsys):
+    from solo_coplugin.data.__main__ import main
+
+    src = make_download(tmp_path, list(STANDARD_200[:2]) + [EXTRA[0]], train=1, val=1)
+    with pytest.raises(SystemExit) as exit:
+        main(["tiny-imagenet", str(src), str(tmp_path / "out"), "--any-count"])
+    assert exit.value.code == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("solo-co-data tiny-imagenet: wnids.txt lists 3 classes")
+        and "Traceback" not in err
+    )
+    with pytest.raises(SystemExit) as exit:
+        main(["tiny-imagenet", str(src), str(tmp_path / "out"), "--any-count", "--all-listed"])
+    assert exit.value.code == 0 and len(list((tmp_path / "out" / "train").iterdir())) == 3

@@ -34,7 +34,9 @@ Where each part goes (why, when it is not obvious):
   (``co``, ``receptive_field``) are edited: only missing lines are inserted, so running the
   command twice gives the same tree.
 - configs: ``scripts/pretrain/<dataset>/co_*.yaml`` are copied (not our ``augmentations/`` and
-  ``wandb/`` copies: every one a CO config names must already exist in solo-learn's folder);
+  ``wandb/`` copies: every one a CO config names must already exist in solo-learn's folder,
+  except for a dataset that solo-learn has no folder for, Tiny-ImageNet, whose groups are copied
+  too; ``data.val_crop_size``, which this package's validation callback reads, is dropped);
   ``pkg://solo_coplugin...`` search-path entries and the entries that target this package
   (its Hydra callbacks, e.g. the preflight check) are removed.
 - tests: ``tests/methods/test_co_<m>.py`` from ``upstream_templates/test_co_method.py.tmpl``, in
@@ -890,6 +892,12 @@ class Upstream:
                 if not re.match(rf"^\s*-\s*pkg://{PACKAGE}", line)
             )
             text = self.rewriter.rewrite_prose(without_package_targets(text))
+            # data.val_crop_size is read by this package's validation callback, removed above
+            text = "\n".join(
+                line for line in text.split("\n") if not re.match(r"^\s*val_crop_size:", line)
+            )
+            # a dataset solo-learn has no folder for (tiny-imagenet) brings its own groups
+            new_dataset = not (self.checkout / f"scripts/pretrain/{dataset}").is_dir()
             defaults = (yaml.safe_load(text) or {}).get("defaults", [])
             for entry in defaults:
                 if isinstance(entry, dict):
@@ -897,7 +905,11 @@ class Upstream:
                         if group.startswith("override ") or option is None:
                             continue
                         needed = f"scripts/pretrain/{dataset}/{group}/{option}"
-                        if not (self.checkout / needed).is_file():
+                        if new_dataset and (CONFIGS_DIR / dataset / group / option).is_file():
+                            self.plan.add(
+                                needed, (CONFIGS_DIR / dataset / group / option).read_text()
+                            )
+                        elif not (self.checkout / needed).is_file():
                             raise UpstreamError(
                                 f"{config} uses {group}: {option}, which solo-learn does not have "
                                 f"({needed}): use one of solo-learn's {group} files"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import solo
+import yaml
 
 from solo_coplugin import upstream
 from solo_coplugin.methods import METHODS
@@ -50,6 +51,7 @@ NEW_FILE = re.compile(
     r"|solo/utils/receptive_field\.py"
     r"|solo/backbones/(rf_resnet|small_resnet)/\w+\.py"
     r"|scripts/pretrain/[\w-]+/co_\w+\.yaml"
+    r"|scripts/pretrain/tiny-imagenet/(augmentations|wandb)/\w+\.yaml"
     r"|tests/methods/test_co_\w+\.py"
     r"|docs/source/solo/(methods|losses)/co(_\w+)?\.rst)$"
 )
@@ -173,7 +175,19 @@ def test_written_tree_has_solo_learns_layout(written):
         p.relative_to(upstream.CONFIGS_DIR).as_posix()
         for p in upstream.CONFIGS_DIR.glob("*/co_*.yaml")
     }
-    assert {f"scripts/pretrain/{c}" for c in configs} == {p for p in new if p.endswith(".yaml")}
+    # a dataset solo-learn has no folder for (tiny-imagenet) brings the groups its configs name
+    groups = {
+        f"scripts/pretrain/{p.relative_to(upstream.CONFIGS_DIR).as_posix()}"
+        for p in upstream.CONFIGS_DIR.glob("*/*/*.yaml")
+        if not (SOLO_ROOT / "scripts" / "pretrain" / p.parent.parent.name).is_dir()
+    }
+    written_groups = {p for p in new if p.endswith(".yaml") and "/co_" not in p}
+    assert {f"scripts/pretrain/{c}" for c in configs} | written_groups == {
+        p for p in new if p.endswith(".yaml")
+    }
+    assert written_groups and written_groups <= groups
+    tiny = yaml.safe_load((root / "scripts/pretrain/tiny-imagenet/co_simclr.yaml").read_text())
+    assert "val_crop_size" not in tiny["data"] and "callbacks" not in tiny.get("hydra", {})
     # every other file of the checkout is untouched
     for path in relative_files(root) - set(status):
         assert filecmp.cmp(root / path, SOLO_ROOT / path, shallow=False), path

@@ -359,32 +359,25 @@ TINY_PARTS: Dict[str, Dict] = {
         ],
     },
 }
+
+
+def pair_arms(part: str, base: str, scale=None) -> tuple:
+    """X's and CO-X's arms of one part: a comparison's A and B, or a contrast's gap."""
+
+    return (part, base, scale), (part, f"co_{base}", scale)
+
+
 TINY_COMPARISONS = [
-    (
-        "1",
-        "CO-SimCLR - SimCLR",
-        ("simclr-rf31", "simclr", None),
-        ("simclr-rf31", "co_simclr", None),
-    ),
-    (
-        "1",
-        "CO-BYOL (local heads 1024) - BYOL",
-        ("byol-rf31", "byol", None),
-        ("byol-rf31", "co_byol", None),
-    ),
-    (
-        "2",
-        "CO-SimCLR - SimCLR, unbounded RF",
-        ("simclr-unbounded", "simclr", None),
-        ("simclr-unbounded", "co_simclr", None),
-    ),
+    ("1", "CO-SimCLR - SimCLR", *pair_arms("simclr-rf31", "simclr")),
+    ("1", "CO-BYOL (local heads 1024) - BYOL", *pair_arms("byol-rf31", "byol")),
+    ("2", "CO-SimCLR - SimCLR, unbounded RF", *pair_arms("simclr-unbounded", "simclr")),
     # the paper's premise: CO-X fares better where local representations see parts, i.e. CO's gap
     # on RF 31 minus its gap on the unbounded network, seed by seed (above 0 as predicted)
     (
         "2",
         "(CO-SimCLR - SimCLR) on RF 31 - on unbounded RF",
-        (("simclr-unbounded", "simclr", None), ("simclr-unbounded", "co_simclr", None)),
-        (("simclr-rf31", "simclr", None), ("simclr-rf31", "co_simclr", None)),
+        pair_arms("simclr-unbounded", "simclr"),
+        pair_arms("simclr-rf31", "simclr"),
     ),
     (
         "3",
@@ -401,8 +394,8 @@ TINY_COMPARISONS = [
     (
         "5",
         "(CO-SimCLR - SimCLR) at crop_min_scale 0.5 - at 0.08",
-        (("simclr-rf31", "simclr", None), ("simclr-rf31", "co_simclr", None)),
-        (("simclr-rf31-crop-scale", "simclr", 0.5), ("simclr-rf31-crop-scale", "co_simclr", 0.5)),
+        pair_arms("simclr-rf31", "simclr"),
+        pair_arms("simclr-rf31-crop-scale", "simclr", 0.5),
     ),
 ]
 TINY = Study(

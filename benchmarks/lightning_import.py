@@ -138,7 +138,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             for mode in order:
                 runs[mode].append(probe(mode, root, empty))
         source = runs["active"][0]["solo_coplugin_file"]
-        label = f"`{root}`" if root is not None else "installed"
+        # the folder's name only: the table is committed, this machine's paths are not
+        label = f"`{root.name}`" if root is not None else "installed"
         print(f"{label}: solo_coplugin from {source}", file=sys.stderr)
         table += summarize(label, runs)
 
@@ -147,7 +148,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         [
             "# Lightning start-up with and without solo-coplugin's entry point",
             "",
-            f"Made by `{' '.join(['python benchmarks/lightning_import.py', *arguments])}`.",
+            "Made by `"
+            + " ".join(
+                ["python benchmarks/lightning_import.py"]
+                + [Path(a).name if Path(a).is_absolute() else a for a in arguments]
+            )
+            + "`.",
             "",
             f"{args.runs} fresh interpreters per row, modes alternating; {os.cpu_count()} CPU "
             f"cores ({cpu}), Python {platform.python_version()}. `active`: the environment as "

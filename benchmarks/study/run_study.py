@@ -313,7 +313,7 @@ TINY_PROTOCOL = [
     "--batch-size",
     "128",
     "--epochs",
-    "3",
+    "12",
     "--precision",
     "bf16-mixed",
     "--num-workers",
@@ -400,14 +400,14 @@ TINY_COMPARISONS = [
 ]
 TINY = Study(
     name="tiny-imagenet",
-    data="Tiny-ImageNet as an ImageFolder with train/ and val/, as `solo-co-data tiny-imagenet "
-    "SRC DST --standard-200` writes it",
+    data="Tiny-ImageNet's seeded 100-class subset as an ImageFolder with train/ and val/, as "
+    "`solo-co-data tiny-imagenet SRC DST --standard-200 --classes 100 --seed 0` writes it",
     protocol=TINY_PROTOCOL,
     parts=TINY_PARTS,
     comparisons=TINY_COMPARISONS,
     sweeps={},
     results=REPO / "benchmarks" / "results" / "study-tiny-imagenet",
-    evaluated_on="10,000 Tiny-ImageNet validation images (200 classes)",
+    evaluated_on="5,000 Tiny-ImageNet validation images (the seed-0 subset of 100 classes)",
     protocol_doc="../../study/tiny-imagenet.md",
 )
 STUDIES = {study.name: study for study in (CIFAR, TINY)}

@@ -9,12 +9,14 @@ chosen are in ``benchmarks/study/README.md``.
     python benchmarks/study/run_study.py --data /data/cifar10 --work /data/study
     python benchmarks/study/run_study.py --data /data/cifar10 --work /data/study --parts simclr
     python benchmarks/study/run_study.py ... --dry-run   # the solo-co-bench commands
-    python benchmarks/study/run_study.py --study tiny-imagenet --data /data/tin --work /data/tin-study
+    python benchmarks/study/run_study.py --study tiny-imagenet --data /data/tin100 --work /data/tin-study
 
 ``--data`` is CIFAR-10 as an ImageFolder with ``train/`` and ``test/`` (all 50,000 and 10,000
-images); with ``--study tiny-imagenet``, Tiny-ImageNet as ``solo-co-data tiny-imagenet`` writes it
-(protocol: ``benchmarks/study/tiny-imagenet.md``). Interrupt it at any time: the same command resumes every part where it stopped, and a
-resumed run continues the same run (the random generators are saved in each checkpoint).
+images); with ``--study tiny-imagenet``, Tiny-ImageNet's seeded 100-class subset as
+``solo-co-data tiny-imagenet SRC DST --standard-200 --classes 100 --seed 0`` writes it (protocol:
+``benchmarks/study/tiny-imagenet.md``). Interrupt it at any time: the same command resumes every
+part where it stopped, and a resumed run continues the same run (the random generators are saved
+in each checkpoint).
 """
 
 import argparse
@@ -27,7 +29,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results" / "study"
@@ -276,6 +278,7 @@ class Study:
         results (Path): where the parts' tables and the summary are published.
         evaluated_on (str): the evaluation images, for the summary.
         protocol_doc (str): the protocol's page, relative to ``results``.
+        classes (int): the protocol's number of classes (class folders of ``--data``'s train/).
     """
 
     name: str
@@ -287,6 +290,7 @@ class Study:
     results: Path
     evaluated_on: str
     protocol_doc: str
+    classes: int
 
 
 CIFAR = Study(
@@ -299,6 +303,7 @@ CIFAR = Study(
     results=RESULTS,
     evaluated_on="10,000 CIFAR-10 test images",
     protocol_doc="../../study/README.md",
+    classes=10,
 )
 
 #: Tiny-ImageNet at 64 px (benchmarks/study/tiny-imagenet.md says how it was chosen): the paper's
@@ -409,8 +414,25 @@ TINY = Study(
     results=REPO / "benchmarks" / "results" / "study-tiny-imagenet",
     evaluated_on="5,000 Tiny-ImageNet validation images (the seed-0 subset of 100 classes)",
     protocol_doc="../../study/tiny-imagenet.md",
+    classes=100,
 )
 STUDIES = {study.name: study for study in (CIFAR, TINY)}
+
+
+def data_mismatch(data: Path, study: Study) -> Optional[str]:
+    """Why ``data`` is not the study's data (its train/ has another number of classes), or None:
+    runs on other data would be published as the study's."""
+
+    train = data / "train"
+    if not train.is_dir():
+        return None  # solo-co-bench names the missing folder
+    classes = sum(1 for folder in train.iterdir() if folder.is_dir())
+    if classes == study.classes:
+        return None
+    return (
+        f"--data {data}: its train/ has {classes} classes, the {study.name} study's protocol "
+        f"{study.classes}. Fix: --data must be {study.data}"
+    )
 
 
 def bench_command(part: str, data: Path, work: Path, study: Study = CIFAR) -> List[str]:
@@ -717,6 +739,9 @@ def main(argv: Sequence[str] = None) -> None:
             f"{' '.join(study.parts)} (another study: --study)"
         )
     data, work = Path(args.data).resolve(), Path(args.work).resolve()
+    mismatch = None if args.publish_only else data_mismatch(data, study)
+    if mismatch:
+        parser.error(mismatch)
 
     import solo
 

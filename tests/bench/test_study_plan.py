@@ -5,6 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 from solo_coplugin.bench.runner import parse_args
 
 STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "study" / "run_study.py"
@@ -115,7 +117,7 @@ def test_the_premise_is_the_gap_on_rf31_minus_the_gap_on_unbounded_rf(tmp_path):
     assert premise["linear_top1"]["deltas"] == {0: 2.0, 1: 0.5}  # +1 - (-1), +0.5 - 0
     assert rows["CO-SimCLR - SimCLR"]["linear_top1"]["mean"] == 0.75
     markdown = (tmp_path / "summary.md").read_text()
-    assert "10,000 Tiny-ImageNet validation images" in markdown
+    assert "5,000 Tiny-ImageNet validation images (the seed-0 subset of 100 classes)" in markdown
     assert "benchmarks/study/tiny-imagenet.md" in markdown
 
 
@@ -242,3 +244,21 @@ def test_the_large_crop_claim_is_the_change_of_the_gap_seed_by_seed(tmp_path):
         "- at 0.08 | +1.5 [-4.9, +7.9] (n=2) | +1.5 [-4.9, +7.9] (n=2) | -1.5 | +0.0 | 0, 1 |"
         in (markdown)
     )
+
+
+def test_the_study_refuses_data_with_another_number_of_classes(tmp_path, capsys):
+    for wnid in ("n01443537", "n01644900"):
+        (tmp_path / "tin" / "train" / wnid).mkdir(parents=True)
+    assert run_study.data_mismatch(tmp_path / "tin", run_study.CIFAR) is not None
+    with pytest.raises(SystemExit) as stop:
+        run_study.main(["--study", "tiny-imagenet", "--data", str(tmp_path / "tin"), "--work", "w"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert (
+        "train/ has 2 classes, the tiny-imagenet study's protocol 100. Fix: --data must be "
+        in error
+    )
+    assert "--standard-200 --classes 100 --seed 0" in error
+    for wnid in range(98):
+        (tmp_path / "tin" / "train" / f"n{wnid:08d}").mkdir()
+    assert run_study.data_mismatch(tmp_path / "tin", run_study.TINY) is None

@@ -4,9 +4,6 @@ CIFAR-10 JPEGs whose last file is truncated. The sample of 64 misses it; solo-le
 that names the file and the fix (not PIL's ``OSError: Truncated File Read`` and a stack trace);
 with ``++data.check_all_images=True`` it stops before training, with every bad file listed."""
 
-import copy
-from pathlib import Path
-
 import pytest
 from omegaconf import OmegaConf
 
@@ -16,7 +13,7 @@ from solo_coplugin.data_checks import TRUNCATED, check_image_folder
 
 from .test_bad_inputs_more import custom_config, run_cfg, stopped  # noqa: F401 (fixtures)
 from .test_ddp import small_overrides
-from .test_scripts import SOLO_ROOT, run
+from .test_scripts import SOLO_ROOT, main_pretrain_overrides, run
 
 #: 2 classes of 40 images: more than the 64 the start-up check opens, 10 steps of 8
 CLASSES, PER_CLASS = 2, 40
@@ -97,23 +94,8 @@ def test_main_pretrain_names_the_bad_file_mid_epoch_or_lists_it_before(
             "--config-name",
             "co_byol.yaml",
             *small,
-            "data.dataset=custom",
-            f"data.train_path={root}",
-            "++data.val_path=null",
-            "data.num_workers=1",  # the issue's case: the error comes from a worker
-            "optimizer.batch_size=8",
-            "max_epochs=1",
-            "accelerator=cpu",
-            'devices="1"',
-            "strategy=auto",
-            "sync_batchnorm=False",
-            "precision=32",
-            "wandb.enabled=False",
-            "checkpoint.enabled=True",
-            f"checkpoint.dir={out_dir / 'ckpt'}",
-            "auto_resume.enabled=False",
-            "++num_sanity_val_steps=0",
-            f"++default_root_dir={out_dir}",
+            # the issue's case: the error comes from a worker
+            *main_pretrain_overrides(root, out_dir, workers=1),
             *extra,
         ]
         result = run("main_pretrain.py", args)

@@ -51,6 +51,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import solo_coplugin.configs
 import solo_coplugin.methods.co_barlow_twins
 from .ddp_step import CASES, WORLD_SIZE, build_model, global_batch, train_steps
+from .test_scripts import main_pretrain_overrides
 
 SOLO_ROOT = Path(solo.__file__).resolve().parents[1]
 DDP_STEP = Path(__file__).with_name("ddp_step.py")
@@ -323,26 +324,9 @@ def pretrain(launchers, config, train_dir, out_dir, extra=(), devices="2"):
         "--config-name",
         f"{config}.yaml",
         *overrides,
-        "data.dataset=custom",
-        f"data.train_path={train_dir}",
-        "++data.val_path=null",
-        "data.num_workers=0",
-        f"optimizer.batch_size={PER_DEVICE_BATCH}",
-        "max_epochs=1",
-        "accelerator=cpu",
-        "strategy=ddp",
-        # a string: solo-learn's parse_cfg takes len(devices), Lightning's CPU accelerator an int
-        f'devices="{devices}"',
-        "sync_batchnorm=False",  # PyTorch's SyncBatchNorm runs on GPUs only
-        "precision=32",
-        "wandb.enabled=False",
-        "checkpoint.enabled=True",
-        f"checkpoint.dir={out_dir / 'ckpt'}",
-        "auto_resume.enabled=False",
-        "++limit_val_batches=0",
-        "++num_sanity_val_steps=0",
-        "++log_every_n_steps=1",
-        f"++default_root_dir={out_dir}",
+        *main_pretrain_overrides(
+            train_dir, out_dir, batch_size=PER_DEVICE_BATCH, strategy="ddp", devices=devices
+        ),
         *extra,
     ]
     out_dir.mkdir(parents=True)

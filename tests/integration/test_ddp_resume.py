@@ -28,6 +28,7 @@ from .test_ddp import (
     run_in_own_sessions,
     small_overrides,
 )
+from .test_scripts import main_pretrain_overrides
 
 CONFIG = "co_byol"  # a momentum method: its EMA coefficient is restored too (core.resume)
 EPOCHS = 2
@@ -64,26 +65,15 @@ def pretrain_with_ddp(config, train_dir, out_dir, extra=()):
         "--config-name",
         f"{config}.yaml",
         *overrides,
-        "data.dataset=custom",
-        f"data.train_path={train_dir}",
-        "++data.val_path=null",
-        "data.num_workers=0",
-        f"optimizer.batch_size={PER_DEVICE_BATCH}",
-        f"max_epochs={EPOCHS}",
-        "accelerator=cpu",
-        "strategy=ddp",
-        'devices="2"',
-        "sync_batchnorm=False",
-        "precision=32",
-        "wandb.enabled=False",
-        "checkpoint.enabled=True",
+        *main_pretrain_overrides(
+            train_dir,
+            out_dir,
+            batch_size=PER_DEVICE_BATCH,
+            epochs=EPOCHS,
+            strategy="ddp",
+            devices="2",
+        ),
         "++checkpoint.keep_prev=True",
-        f"checkpoint.dir={out_dir / 'ckpt'}",
-        "auto_resume.enabled=False",
-        "++limit_val_batches=0",
-        "++num_sanity_val_steps=0",
-        "++log_every_n_steps=1",
-        f"++default_root_dir={out_dir}",
         *extra,
     ]
     out_dir.mkdir(parents=True)

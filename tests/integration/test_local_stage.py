@@ -5,21 +5,19 @@ import json
 import pytest
 import torch
 from omegaconf import OmegaConf
-from solo.data.pretrain_dataloader import (
-    FullTransformPipeline,
-    NCropAugmentation,
-    build_transform_pipeline,
-    dataset_with_index,
-)
 from solo.methods import BYOL, DINO, SimCLR
-from torch.utils.data import DataLoader
-from torchvision.datasets import ImageFolder
 
-from solo_coplugin.core import co_byol_local_loss
 from solo_coplugin.eval.checkpoint import frozen_from_checkpoint
 from solo_coplugin.methods import CoBYOL, CoDINO, CoMoCoV3, CoSimCLR
 
-from .utils import SMALL_HEADS, augmentation_cfg, gen_base_cfg, gen_batch, small_image_co_byol_cfg
+from .utils import (
+    SMALL_HEADS,
+    augmentation_cfg,
+    co_byol_local_loss_before_and_after,
+    gen_base_cfg,
+    gen_batch,
+    small_image_co_byol_cfg,
+)
 
 # name, CO class, base class, base name, has momentum
 METHODS = {
@@ -172,34 +170,10 @@ def test_an_intermediate_vit_block_gives_its_patch_tokens():
     assert torch.isfinite(model.train().training_step(gen_batch(2), 0))
 
 
-def local_loss(model, views):
-    with torch.no_grad():
-        local_p = [model(x)["local_p"] for x in views]
-        targets = [model.momentum_forward(x)["z"] for x in views]
-        return co_byol_local_loss(local_p, targets).item()
-
-
 def test_a_few_real_steps_lower_the_local_loss_at_an_earlier_stage(cifar10_subset):
     torch.manual_seed(0)
-    cfg = narrow_co_byol_cfg(batch_size=16, local_stage="layer3")
-    model = CoBYOL(cfg)
-    transform = FullTransformPipeline(
-        [NCropAugmentation(build_transform_pipeline("custom", cfg.augmentations[0]), 2)]
-    )
-    data = dataset_with_index(ImageFolder)(cifar10_subset / "train", transform=transform)
-    loader = DataLoader(data, batch_size=16, shuffle=True, drop_last=True)
-    fixed_views = next(iter(loader))[1]
-    before = local_loss(model, fixed_views)
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad], lr=0.05, momentum=0.9
-    )
-    for step_index, batch in zip(range(10), loader):
-        optimizer.zero_grad()
-        model.training_step(batch, step_index).backward()
-        optimizer.step()
-        for online, momentum in model.momentum_pairs:
-            model.momentum_updater.update(online, momentum)
-    after = local_loss(model, fixed_views)
+    model = CoBYOL(narrow_co_byol_cfg(batch_size=16, local_stage="layer3"))
+    before, after = co_byol_local_loss_before_and_after(model, cifar10_subset / "train", 5)
     print(f"CO-BYOL (layer3) local loss on a fixed real batch: {before:.4f} -> {after:.4f}")
     assert after < 0.8 * before
 

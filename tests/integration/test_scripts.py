@@ -23,30 +23,50 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def cpu_overrides(data, out_dir, steps=3):
+def main_pretrain_overrides(
+    train_path,
+    out_dir,
+    val_path=None,
+    workers=0,
+    batch_size=8,
+    epochs=1,
+    strategy="auto",
+    devices="1",
+    steps=None,
+):
+    """The Hydra overrides that make any config a short CPU run of solo-learn's main_pretrain.py
+    on custom data, checkpointed under ``out_dir`` (``strategy="ddp"``: gloo on CPU)."""
+
     return [
         "data.dataset=custom",
-        f"data.train_path={data / 'train'}",
-        f"data.val_path={data / 'val'}",
-        "data.num_workers=0",
-        "backbone.name=resnet18_cifar",
-        "optimizer.batch_size=8",
-        "max_epochs=1",
+        f"data.train_path={train_path}",
+        f"data.val_path={val_path}" if val_path else "++data.val_path=null",
+        f"data.num_workers={workers}",
+        f"optimizer.batch_size={batch_size}",
+        f"max_epochs={epochs}",
         "accelerator=cpu",
-        'devices="1"',
-        "strategy=auto",
-        "sync_batchnorm=False",
+        f"strategy={strategy}",
+        # a string: solo-learn's parse_cfg takes len(devices), Lightning's CPU accelerator an int
+        f'devices="{devices}"',
+        "sync_batchnorm=False",  # PyTorch's SyncBatchNorm runs on GPUs only
         "precision=32",
         "wandb.enabled=False",
         "checkpoint.enabled=True",
         f"checkpoint.dir={out_dir / 'ckpt'}",
         "auto_resume.enabled=False",
-        f"++limit_train_batches={steps}",
+        *([f"++limit_train_batches={steps}"] if steps else []),
         "++limit_val_batches=0",  # validation runs in the method tests and in main_linear below
         "++num_sanity_val_steps=0",
         "++log_every_n_steps=1",
         f"++default_root_dir={out_dir}",
     ]
+
+
+def cpu_overrides(data, out_dir, steps=3):
+    """:func:`main_pretrain_overrides` on ``data``'s train/ and val/ with ``resnet18_cifar``."""
+
+    overrides = main_pretrain_overrides(data / "train", out_dir, data / "val", steps=steps)
+    return [*overrides, "backbone.name=resnet18_cifar"]
 
 
 def run(script, args, timeout=300, env=None):

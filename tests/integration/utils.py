@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
-from torchvision.datasets import FakeData
+from torchvision.datasets import FakeData, ImageFolder
 
 from solo.data.pretrain_dataloader import (
     FullTransformPipeline,
@@ -15,6 +15,8 @@ from solo.data.pretrain_dataloader import (
     dataset_with_index,
     prepare_dataloader,
 )
+
+from solo_coplugin.core import co_byol_local_loss
 
 SMALL_HEADS = {
     "byol": {"proj_hidden_dim": 64, "proj_output_dim": 32, "pred_hidden_dim": 64},
@@ -205,3 +207,37 @@ def prepare_dummy_dataloaders(dataset, num_classes=10, batch_size=4, size=32):
     )
     val_loader = DataLoader(val, batch_size=batch_size, num_workers=0)
     return train_loader, val_loader
+
+
+def co_byol_local_loss_before_and_after(model, images, steps, batch_size=16):
+    """Trains CO-BYOL ``model`` for ``steps`` SGD steps on the real images of the ImageFolder
+    ``images`` (its config's augmentations, momentum updates included) and returns its local loss
+    on one fixed batch of views before and after."""
+
+    def local_loss(views):
+        with torch.no_grad():
+            local_p = [model(x)["local_p"] for x in views]
+            targets = [model.momentum_forward(x)["z"] for x in views]
+            return co_byol_local_loss(local_p, targets).item()
+
+    pipeline = build_transform_pipeline("custom", model.cfg.augmentations[0])
+    transform = FullTransformPipeline([NCropAugmentation(pipeline, 2)])
+    data = dataset_with_index(ImageFolder)(images, transform=transform)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
+    fixed_views = next(iter(loader))[1]
+    before = local_loss(fixed_views)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.05, momentum=0.9
+    )
+    step = 0
+    while step < steps:
+        for batch in loader:
+            optimizer.zero_grad()
+            model.training_step(batch, step).backward()
+            optimizer.step()
+            for online, momentum in model.momentum_pairs:
+                model.momentum_updater.update(online, momentum)
+            step += 1
+            if step == steps:
+                break
+    return before, local_loss(fixed_views)

@@ -9,11 +9,11 @@ chosen are in ``benchmarks/study/README.md``.
     python benchmarks/study/run_study.py --data /data/cifar10 --work /data/study
     python benchmarks/study/run_study.py --data /data/cifar10 --work /data/study --parts simclr
     python benchmarks/study/run_study.py ... --dry-run   # the solo-co-bench commands
-    python benchmarks/study/run_study.py --study tiny-imagenet --data /data/tin100 --work /data/tin-study
+    python benchmarks/study/run_study.py --study tiny-imagenet --data /data/tin50 --work /data/tin-study
 
 ``--data`` is CIFAR-10 as an ImageFolder with ``train/`` and ``test/`` (all 50,000 and 10,000
-images); with ``--study tiny-imagenet``, Tiny-ImageNet's seeded 100-class subset as
-``solo-co-data tiny-imagenet SRC DST --standard-200 --classes 100 --seed 0`` writes it (protocol:
+images); with ``--study tiny-imagenet``, Tiny-ImageNet's seeded 50-class subset as
+``solo-co-data tiny-imagenet SRC DST --standard-200 --classes 50 --seed 0`` writes it (protocol:
 ``benchmarks/study/tiny-imagenet.md``). Interrupt it at any time: the same command resumes every
 part where it stopped, and a resumed run continues the same run (the random generators are saved
 in each checkpoint).
@@ -318,7 +318,7 @@ TINY_PROTOCOL = [
     "--batch-size",
     "128",
     "--epochs",
-    "12",
+    "24",
     "--precision",
     "bf16-mixed",
     "--num-workers",
@@ -405,16 +405,16 @@ TINY_COMPARISONS = [
 ]
 TINY = Study(
     name="tiny-imagenet",
-    data="Tiny-ImageNet's seeded 100-class subset as an ImageFolder with train/ and val/, as "
-    "`solo-co-data tiny-imagenet SRC DST --standard-200 --classes 100 --seed 0` writes it",
+    data="Tiny-ImageNet's seeded 50-class subset as an ImageFolder with train/ and val/, as "
+    "`solo-co-data tiny-imagenet SRC DST --standard-200 --classes 50 --seed 0` writes it",
     protocol=TINY_PROTOCOL,
     parts=TINY_PARTS,
     comparisons=TINY_COMPARISONS,
     sweeps={},
     results=REPO / "benchmarks" / "results" / "study-tiny-imagenet",
-    evaluated_on="5,000 Tiny-ImageNet validation images (the seed-0 subset of 100 classes)",
+    evaluated_on="2,500 Tiny-ImageNet validation images (the seed-0 subset of 50 classes)",
     protocol_doc="../../study/tiny-imagenet.md",
-    classes=100,
+    classes=50,
 )
 STUDIES = {study.name: study for study in (CIFAR, TINY)}
 

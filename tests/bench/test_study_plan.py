@@ -117,7 +117,7 @@ def test_the_premise_is_the_gap_on_rf31_minus_the_gap_on_unbounded_rf(tmp_path):
     assert premise["linear_top1"]["deltas"] == {0: 2.0, 1: 0.5}  # +1 - (-1), +0.5 - 0
     assert rows["CO-SimCLR - SimCLR"]["linear_top1"]["mean"] == 0.75
     markdown = (tmp_path / "summary.md").read_text()
-    assert "5,000 Tiny-ImageNet validation images (the seed-0 subset of 100 classes)" in markdown
+    assert "2,500 Tiny-ImageNet validation images (the seed-0 subset of 50 classes)" in markdown
     assert "benchmarks/study/tiny-imagenet.md" in markdown
 
 
@@ -255,10 +255,9 @@ def test_the_study_refuses_data_with_another_number_of_classes(tmp_path, capsys)
     assert stop.value.code == 2
     error = capsys.readouterr().err
     assert (
-        "train/ has 2 classes, the tiny-imagenet study's protocol 100. Fix: --data must be "
-        in error
+        "train/ has 2 classes, the tiny-imagenet study's protocol 50. Fix: --data must be " in error
     )
-    assert "--standard-200 --classes 100 --seed 0" in error
-    for wnid in range(98):
+    assert "--standard-200 --classes 50 --seed 0" in error
+    for wnid in range(48):
         (tmp_path / "tin" / "train" / f"n{wnid:08d}").mkdir()
     assert run_study.data_mismatch(tmp_path / "tin", run_study.TINY) is None

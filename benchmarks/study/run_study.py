@@ -14,9 +14,9 @@ chosen are in ``benchmarks/study/README.md``.
 ``--data`` is CIFAR-10 as an ImageFolder with ``train/`` and ``test/`` (all 50,000 and 10,000
 images); with ``--study tiny-imagenet``, Tiny-ImageNet's seeded 50-class subset as
 ``solo-co-data tiny-imagenet SRC DST --standard-200 --classes 50 --seed 0`` writes it (protocol:
-``benchmarks/study/tiny-imagenet.md``). Interrupt it at any time: the same command resumes every
-part where it stopped, and a resumed run continues the same run (the random generators are saved
-in each checkpoint).
+``benchmarks/study/tiny-imagenet.md``). Interrupt it at any time (Ctrl-C, or ``kill PID``: its
+training runs stop with it): the same command resumes every part where it stopped, and a resumed
+run continues the same run (the random generators are saved in each checkpoint).
 """
 
 import argparse
@@ -26,10 +26,11 @@ import os
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+from solo_coplugin.bench.runner import run_to_the_end, sigterm_as_ctrl_c
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results" / "study"
@@ -771,12 +772,13 @@ def main(argv: Sequence[str] = None) -> None:
             # speed when something else runs (two threads against another process thrash: 20 s
             # instead of 0.4 s a step); the robustness suite runs alone, on both cores
             threads = "2" if command[0] == "solo-co-eval" else "1"
-            result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": threads})
+            returncode = run_to_the_end(command, env={**os.environ, "OMP_NUM_THREADS": threads})
             publish(part, work, replacements, study)
             write_summary(study=study)
-            if result.returncode != 0:
-                sys.exit(f"part {part} failed (exit {result.returncode}); rerun to resume")
+            if returncode != 0:
+                sys.exit(f"part {part} failed (exit {returncode}); rerun to resume")
 
 
 if __name__ == "__main__":
-    main()
+    with sigterm_as_ctrl_c():  # `kill PID` stops the study's training runs too
+        main()

@@ -16,7 +16,9 @@ import dataclasses
 import json
 import os
 import re
+import contextlib
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -434,7 +436,42 @@ def link_reusable_runs(
             print(f"{run.name}: reused from {reusable}")
 
 
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """Within it, SIGTERM (``kill PID``) interrupts like Ctrl-C, so that the code that stops the
+    training runs on an interrupt runs too; Python's default would end this process at once and
+    leave its runs training, unattended, on the machine."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_to_the_end(command: Sequence[str], env: Optional[Dict[str, str]] = None) -> int:
+    """Runs ``command`` and returns its exit status. Interrupted (Ctrl-C, or SIGTERM within
+    :func:`sigterm_as_ctrl_c`), it passes the interrupt on and waits for the command to stop its own
+    processes; ``subprocess.run`` would kill it at once and leave them running."""
+
+    process = subprocess.Popen(list(command), env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait()
+        raise
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    with sigterm_as_ctrl_c():
+        run_benchmark(argv)
+
+
+def run_benchmark(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     from tqdm import tqdm
 

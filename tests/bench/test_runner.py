@@ -1,7 +1,9 @@
 import csv
 import io
+import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from tqdm import tqdm
@@ -124,3 +126,44 @@ def test_overrides_of_keys_the_runner_leaves_alone_are_kept():
         ]
     )
     check_overrides(args)  # no --crop-min-scales: the config's scale is the override's to set
+
+
+# stands in for solo-co-bench under the study: stops its own runs on Ctrl-C (SIGINT), then exits
+INTERRUPTIBLE = textwrap.dedent("""
+    import pathlib, signal, sys, time
+    marker = pathlib.Path(sys.argv[1])
+    def stop(signum, frame):
+        marker.write_text("stopped its runs")
+        sys.exit(130)
+    signal.signal(signal.SIGINT, stop)
+    marker.write_text("training")
+    time.sleep(60)
+""")
+# the study's process: runs the stand-in to the end, SIGTERM acting as Ctrl-C
+STUDY = textwrap.dedent("""
+    import sys
+    from solo_coplugin.bench.runner import run_to_the_end, sigterm_as_ctrl_c
+    with sigterm_as_ctrl_c():
+        run_to_the_end([sys.executable, sys.argv[1], sys.argv[2]])
+""")
+
+
+def test_kill_stops_the_command_and_waits_for_it_to_stop_its_runs(tmp_path):
+    (tmp_path / "bench.py").write_text(INTERRUPTIBLE)
+    marker = tmp_path / "marker"
+    study = subprocess.Popen(
+        [sys.executable, "-c", STUDY, str(tmp_path / "bench.py"), str(marker)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        study.terminate()  # `kill PID`: the study's process only, not its process group
+        study.wait(timeout=30)
+        assert marker.read_text() == "stopped its runs"
+        assert "KeyboardInterrupt" in study.stderr.read()
+    finally:
+        study.kill()
+        subprocess.run(["pkill", "-f", str(tmp_path / "bench.py")])

@@ -12,11 +12,11 @@ that stopped half-way restarts from its last checkpoint.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import re
-import contextlib
 import shlex
 import signal
 import subprocess

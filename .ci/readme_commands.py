@@ -231,6 +231,28 @@ def test_runner(test_command: str) -> str:
     return argv[2]
 
 
+#: pytest options -> the plugin distribution that provides them
+PYTEST_PLUGIN_OPTIONS = {
+    "-n": "pytest-xdist",
+    "--numprocesses": "pytest-xdist",
+    "--dist": "pytest-xdist",
+}
+
+
+def test_requirements(test_command: str) -> List[str]:
+    """The distributions the README's test command needs: its runner, and for pytest the plugins
+    its options come from (``-n 2`` without pytest-xdist: "unrecognized arguments")."""
+
+    runner = test_runner(test_command)
+    needed = [runner]
+    if runner == "pytest":
+        for argument in shlex.split(test_command)[3:]:
+            plugin = PYTEST_PLUGIN_OPTIONS.get(argument.split("=", 1)[0])
+            if plugin and plugin not in needed:
+                needed.append(plugin)
+    return needed
+
+
 def declared_requirements(requires: Sequence[str], extras: Set[str]) -> Set[str]:
     """Names of the distribution's requirements (``importlib.metadata.requires``) that an
     install with ``extras`` brings in."""
@@ -252,7 +274,6 @@ def check_test_runner_declared(
     The venv sees the machine's packages, where the runner may be installed anyway; so this
     reads what the README installs: the extras it names, from the installed metadata."""
 
-    runner = test_runner(test_command)
     requires = subprocess.run(
         [
             str(python),
@@ -265,12 +286,15 @@ def check_test_runner_declared(
         text=True,
     ).stdout.splitlines()
     extras = requested_extras(steps)
-    if runner.lower() not in declared_requirements(requires, extras):
-        raise ReadmeError(
-            f"README's test command runs {runner}, which the README's install of {PROJECT_NAME} "
-            f"(extras {sorted(extras) or 'none'}) does not install: a fresh environment has no "
-            f'{runner}. Install the extra that declares it, e.g. pip install -e ".[test]".'
-        )
+    declared = declared_requirements(requires, extras)
+    for needed in test_requirements(test_command):
+        if needed.lower() not in declared:
+            raise ReadmeError(
+                f"README's test command needs {needed}, which the README's install of "
+                f"{PROJECT_NAME} (extras {sorted(extras) or 'none'}) does not install: a fresh "
+                f"environment has no {needed}. Declare it in the extra the README installs, e.g. "
+                f'pip install -e ".[test]".'
+            )
 
 
 def find_solo_learn_checkout() -> Optional[Path]:

@@ -17,6 +17,12 @@ CIFAR10_TAR = Path(
 
 _integration = {"passed": 0, "failed": 0, "skipped": 0}
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2`: two workers side by side, each test's torch and its main_pretrain.py
+    # subprocesses on one thread (the runner's rule: torch against torch with all cores' threads
+    # thrashes). An explicit OMP_NUM_THREADS wins.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def solo_learn_importable() -> bool:
     try:
@@ -78,3 +84,22 @@ def cifar10_subset(tmp_path_factory):
                     target.write_bytes(tar.extractfile(member).read())
                     break
     return root
+
+
+@pytest.fixture
+def loader_wrappers_restored(monkeypatch):
+    """The data sets' ``__getitem__`` put back after the test. The CO configs' start-up checks
+    (``PreflightCallback.on_job_start``) install :func:`solo_coplugin.data.loader_errors.
+    name_bad_files` for the whole process; a test that runs them in-process must not hand the
+    wrapped loaders to the tests after it (under ``-n 2`` a worker runs modules in any order)."""
+
+    from torchvision.datasets import DatasetFolder
+
+    monkeypatch.setattr(DatasetFolder, "__getitem__", DatasetFolder.__getitem__)
+    try:
+        from solo.data.pretrain_dataloader import CustomDatasetWithoutLabels
+    except ImportError:
+        return
+    monkeypatch.setattr(
+        CustomDatasetWithoutLabels, "__getitem__", CustomDatasetWithoutLabels.__getitem__
+    )

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
-from torchvision.datasets import DatasetFolder, ImageFolder
+from torchvision.datasets import ImageFolder
 
 from solo_coplugin.data import __main__ as cli
 from solo_coplugin.data.image_check import check_all_files
@@ -170,10 +170,9 @@ def test_the_per_file_check_opens_as_the_loader_does(tmp_path):
 
 
 @pytest.fixture
-def naming(monkeypatch):
-    """name_bad_files() for this test only (monkeypatch puts the original __getitem__ back)."""
+def naming(loader_wrappers_restored):
+    """name_bad_files() for this test only (the original __getitem__ is put back after it)."""
 
-    monkeypatch.setattr(DatasetFolder, "__getitem__", DatasetFolder.__getitem__)
     name_bad_files()
     name_bad_files()  # a second install wraps nothing more
 

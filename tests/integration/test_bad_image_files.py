@@ -15,6 +15,9 @@ from .test_bad_inputs_more import custom_config, run_cfg, stopped  # noqa: F401 
 from .test_ddp import small_overrides
 from .test_scripts import SOLO_ROOT, main_pretrain_overrides, run
 
+# the start-up checks run in-process here and wrap the data sets' __getitem__ for the process
+pytestmark = pytest.mark.usefixtures("loader_wrappers_restored")
+
 #: 2 classes of 40 images: more than the 64 the start-up check opens, 10 steps of 8
 CLASSES, PER_CLASS = 2, 40
 

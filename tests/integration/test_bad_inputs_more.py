@@ -27,6 +27,9 @@ from solo_coplugin.methods import CoBYOL
 
 from .utils import augmentation_cfg, small_image_co_byol_cfg
 
+# the start-up checks run in-process here and wrap the data sets' __getitem__ for the process
+pytestmark = pytest.mark.usefixtures("loader_wrappers_restored")
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOLO_ROOT = Path(solo.__file__).resolve().parents[1]
 CUSTOM_CONFIGS = REPO_ROOT / "scripts" / "pretrain" / "custom"

@@ -492,6 +492,18 @@ def publish(part: str, work: Path, replacements: Dict[str, str], study: Study = 
                 (target / path.name).write_text(portable(path.read_text(), replacements))
 
 
+def rewrite_report(bench: Path) -> None:
+    """A part's report written again from its runs' records with this checkout's report code
+    (a study that runs on writes it with the code it started with)."""
+
+    if not (bench / "plan.json").exists():
+        return
+    from solo_coplugin.bench.plan import load_plan
+    from solo_coplugin.bench.report import write_report
+
+    write_report(load_plan(bench)[0], bench)
+
+
 def arm_runs(results: Path, arm) -> Dict[int, Dict]:
     """seed -> run record of one arm, from the published ``results.json`` of its part.
 
@@ -728,7 +740,8 @@ def main(argv: Sequence[str] = None) -> None:
     parser.add_argument(
         "--publish-only",
         action="store_true",
-        help="only copy the parts' current results (progress reports too) into the repository",
+        help="only write the parts' reports again from their current results (progress reports "
+        "too) and copy them into the repository",
     )
     args = parser.parse_args(argv)
     study = STUDIES[args.study]
@@ -757,6 +770,7 @@ def main(argv: Sequence[str] = None) -> None:
         replacements[bench_executable] = "solo-co-bench"
     for part in parts:
         if args.publish_only:
+            rewrite_report(work / part)
             publish(part, work, replacements, study)
             write_summary(study=study)
             continue

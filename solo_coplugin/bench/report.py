@@ -91,6 +91,39 @@ def last_epoch_losses(rows: Sequence[Dict[str, float]], co: bool) -> Dict[str, O
     return losses
 
 
+def training_time(rows: Sequence[Dict[str, float]]) -> Dict[str, Optional[float]]:
+    """How long the logged steps took to train, over every part of a resumed run.
+
+    The step log's clock restarts with each process (so a part starts where ``seconds`` drops),
+    and the steps an interrupted part trained past its last checkpoint were cut from the log and
+    trained again: each part counts up to its last kept step, each step once. None without a
+    clock (a log from before it had one)."""
+
+    parts, total, last = 0, 0.0, None
+    for row in rows:
+        seconds = row.get("seconds")
+        if seconds is None:
+            return {"trained_seconds": None, "training_parts": None}
+        if last is None or seconds < last:
+            total += last or 0.0
+            parts += 1
+        last = seconds
+    if last is None:
+        return {"trained_seconds": None, "training_parts": None}
+    return {"trained_seconds": round(total + last, 1), "training_parts": parts}
+
+
+def train_minutes_cell(record: Dict) -> str:
+    """The runs table's training time: the parts added up, or the last part's wall time."""
+
+    if record.get("trained_seconds") is None:
+        # without a step clock only the wall time of the last part is known (machines differ)
+        resumed = " (last part: resumed)" if record.get("resumed_from") else ""
+        return f"{record['wall_seconds'] / 60:.1f}{resumed}"
+    parts = record["training_parts"]
+    return f"{record['trained_seconds'] / 60:.1f}" + (f" ({parts} parts)" if parts > 1 else "")
+
+
 def collect(runs: Sequence[Run], out_dir: Path) -> List[Dict]:
     """The finished runs' records (training, evaluation and last-epoch losses merged)."""
 
@@ -104,6 +137,7 @@ def collect(runs: Sequence[Run], out_dir: Path) -> List[Dict]:
         record["setting"] = run.setting
         rows = read_steps(directory / "steps.csv")
         record.update(last_epoch_losses(rows, run.method.startswith("co_")))
+        record.update(training_time(rows))
         records.append(record)
     return records
 
@@ -254,6 +288,8 @@ def write_tables(
         "linear_top1",
         "linear_weight_decay",
         "wall_seconds",
+        "trained_seconds",
+        "training_parts",
         "last_epoch_base_loss",
         "last_epoch_local_loss",
         "train_images",
@@ -318,14 +354,10 @@ def write_tables(
     lines += ["| run | k-NN top-1 | linear top-1 | probe wd | train min | base loss | local loss |"]
     lines += ["|---|---|---|---|---|---|---|"]
     for r in records:
-        # a resumed run's wall time is that of its last part only (and machines differ)
-        resumed = " (last part: resumed)" if r.get("resumed_from") else ""
         losses = [format_loss(r.get(key)) for key in (BASE_LOSS, "last_epoch_local_loss")]
         lines.append(
             f"| {r['run']} | {r['knn_top1']:.1f} | {r['linear_top1']:.1f} | "
-            f"{r['linear_weight_decay']:g} | {r['wall_seconds'] / 60:.1f}{resumed} | "
-            + " | ".join(losses)
-            + " |"
+            f"{r['linear_weight_decay']:g} | {train_minutes_cell(r)} | " + " | ".join(losses) + " |"
         )
     lines += ["", "## Commands", "", "Each run, from its own folder (`cwd`):", ""]
     for r in records:

@@ -127,6 +127,30 @@ def test_a_resumed_runs_wall_time_is_marked_as_its_last_part(tmp_path):
     assert markdown.count("(last part: resumed)") == 1
 
 
+def test_a_resumed_runs_training_time_adds_up_its_parts(tmp_path):
+    """The step log's clock restarts with each process; each part counts to its last kept step."""
+
+    runs = fake_benchmark(tmp_path)
+    directory = run_dir(tmp_path, runs[0])
+    train_file = directory / "train.json"
+    record = json.loads(train_file.read_text())
+    train_file.write_text(json.dumps({**record, "resumed_from": "ep=1.ckpt"}))
+    with open(directory / "steps.csv", "w") as f:  # 3 steps in 90 s, then 2 in 60 s, resumed
+        f.write("step,epoch,seconds,loss\n")
+        for step, seconds in ((1, 30.0), (2, 60.0), (3, 90.0), (4, 31.0), (5, 60.0)):
+            f.write(f"{step},0,{seconds},1.0\n")
+    write_report(runs, tmp_path)
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| simclr-s0 | 30.0 | 40.0 | 0.01 | 2.5 (2 parts) |" in markdown
+    assert "last part" not in markdown
+    (first,) = [
+        r
+        for r in json.loads((tmp_path / "results.json").read_text())["runs"]
+        if r["run"] == "simclr-s0"
+    ]
+    assert first["trained_seconds"] == 150.0 and first["training_parts"] == 2
+
+
 def test_unfinished_runs_are_left_out(tmp_path):
     runs = fake_benchmark(tmp_path)
     (run_dir(tmp_path, runs[0]) / "eval.json").unlink()

@@ -261,3 +261,21 @@ def test_the_study_refuses_data_with_another_number_of_classes(tmp_path, capsys)
     for wnid in range(48):
         (tmp_path / "tin" / "train" / f"n{wnid:08d}").mkdir()
     assert run_study.data_mismatch(tmp_path / "tin", run_study.TINY) is None
+
+
+def test_publish_only_writes_a_parts_report_again_with_this_checkouts_code(tmp_path):
+    """A study started before a report change publishes the new report (runs table included)."""
+
+    import dataclasses
+
+    from test_report import fake_benchmark  # tests/bench is on sys.path (prepend import mode)
+
+    bench = tmp_path / "simclr-rf31"
+    runs = fake_benchmark(bench)
+    plan = {"runs": [dataclasses.asdict(run) for run in runs], "data": {}}
+    (bench / "plan.json").write_text(json.dumps(plan))
+    (bench / "results.md").write_text("a report written by an older runner\n")
+    run_study.rewrite_report(bench)
+    report = (bench / "results.md").read_text()
+    assert "older runner" not in report and "| simclr-s0 | 30.0 | 40.0 | 0.01 | 2.0 |" in report
+    run_study.rewrite_report(tmp_path / "not-started")  # no plan.json yet: nothing to write

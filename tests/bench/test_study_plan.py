@@ -279,3 +279,33 @@ def test_publish_only_writes_a_parts_report_again_with_this_checkouts_code(tmp_p
     report = (bench / "results.md").read_text()
     assert "older runner" not in report and "| simclr-s0 | 30.0 | 40.0 | 0.01 | 2.0 |" in report
     run_study.rewrite_report(tmp_path / "not-started")  # no plan.json yet: nothing to write
+
+
+def test_the_loss_form_on_rf31_runs_on_the_pair_item_1_finds_closest(tmp_path):
+    tiny = run_study.TINY
+    simclr = [("simclr", s, None, 30.0) for s in range(3)]
+    write_results(tmp_path, "simclr-rf31", simclr + [("co_simclr", 0, None, 32.0)])
+    part, why = run_study.favoured_pair(tiny, tmp_path)
+    assert part is None and "simclr-rf31 has seeds [0] of [0, 1, 2]" in why
+    (tmp_path / "simclr-rf31" / "results.json").unlink()
+    (tmp_path / "simclr-rf31").rmdir()
+    # CO-SimCLR +2 on average, CO-BYOL -1: BYOL's pair is closer, though CO-SimCLR is ahead
+    write_results(
+        tmp_path, "simclr-rf31", simclr + [("co_simclr", s, None, 32.0) for s in range(3)]
+    )
+    byol = [("byol", s, None, 40.0 + s) for s in range(3)]
+    write_results(tmp_path, "byol-rf31", byol + [("co_byol", s, None, 39.0 + s) for s in range(3)])
+    part, why = run_study.favoured_pair(tiny, tmp_path)
+    assert part == "byol-rf31" and "simclr-rf31 +2.00, byol-rf31 -1.00" in why
+    additive = {p: s for p, s in tiny.parts.items() if "if_favoured" in s}
+    assert {s["if_favoured"] for s in additive.values()} == {"simclr-rf31", "byol-rf31"}
+    byol_additive = parse_args(
+        run_study.bench_command("byol-rf31-additive", tmp_path, tmp_path, tiny)[1:]
+    )
+    byol_convex = parse_args(run_study.bench_command("byol-rf31", tmp_path, tmp_path, tiny)[1:])
+    assert byol_additive.co_override == byol_convex.co_override + [
+        "method_kwargs.local_loss_form=additive"
+    ]
+    assert byol_additive.reuse_from == [str(tmp_path / "byol-rf31")]  # BYOL is reused
+    for key in ("override", "base_override", "pairs", "seeds", "epochs"):
+        assert getattr(byol_additive, key) == getattr(byol_convex, key), key

@@ -95,6 +95,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="other benchmark folders whose trained runs with exactly the same arguments and "
         "data are reused (linked) instead of trained again",
     )
+    runs.add_argument(
+        "--co-only",
+        action="store_true",
+        help="train only the CO-X runs: their X runs are another benchmark's, published with the "
+        "same settings, and a study pairs against those (the report then has no differences)",
+    )
     runs.add_argument("--num-workers", type=int, default=2)
     runs.add_argument(
         "--jobs",
@@ -270,7 +276,8 @@ def make_plan(args: argparse.Namespace, train_path: Path) -> List[Run]:
         for b, _ in plan_kwargs["pairs"]
     )
     overrides += [f"augmentations.{i}.crop_size={args.crop_size}" for i in range(pipelines)]
-    return build_plan(common_overrides=overrides, **plan_kwargs)
+    runs = build_plan(common_overrides=overrides, **plan_kwargs)
+    return [run for run in runs if run.method != run.base] if args.co_only else runs
 
 
 def total_steps(args: argparse.Namespace, num_train_images: int) -> int:

@@ -167,3 +167,15 @@ def test_kill_stops_the_command_and_waits_for_it_to_stop_its_runs(tmp_path):
     finally:
         study.kill()
         subprocess.run(["pkill", "-f", str(tmp_path / "bench.py")])
+
+
+def test_co_only_plans_the_co_runs_of_the_full_plan_and_nothing_else(tmp_path):
+    from solo_coplugin.bench.runner import make_plan, parse_args
+
+    argv = ["--data", "d", "--out", "o", "--pairs", "simclr,co_simclr", "byol,co_byol"]
+    argv += ["--seeds", "0", "1", "--co-override", "method_kwargs.local_loss_form=additive"]
+    full = make_plan(parse_args(argv), tmp_path / "train")
+    co_only = make_plan(parse_args(argv + ["--co-only"]), tmp_path / "train")
+    assert [r.name for r in co_only] == ["co_simclr-s0", "co_simclr-s1", "co_byol-s0", "co_byol-s1"]
+    # the same commands as in the full plan: they pair with X runs trained with it
+    assert co_only == [r for r in full if r.method.startswith("co_")]

@@ -97,6 +97,14 @@ def test_the_premise_contrast_changes_only_the_kernels_and_the_loss_form_only_co
     cifar_additive = parse_args(run_study.bench_command("simclr-additive", tmp_path, tmp_path)[1:])
     assert cifar_additive.co_override == additive.co_override
     assert cifar_additive.seeds == [0, 1, 2] and cifar_additive.epochs == 12
+    # the CIFAR runs it pairs with are published, not on the machine: only CO-SimCLR trains, and a
+    # run of part 'simclr' trained again checks the pairing
+    assert cifar_additive.co_only and not additive.co_only and not cifar_additive.reuse_from
+    reproduce = parse_args(run_study.bench_command("simclr-reproduce", tmp_path, tmp_path)[1:])
+    assert reproduce.co_only and reproduce.seeds == [0] and not reproduce.co_override
+    simclr = parse_args(run_study.bench_command("simclr", tmp_path, tmp_path)[1:])
+    for key in ("override", "epochs", "batch_size", "precision", "pairs", "backbone"):
+        assert getattr(reproduce, key) == getattr(simclr, key) == getattr(cifar_additive, key), key
 
 
 def test_the_premise_is_the_gap_on_rf31_minus_the_gap_on_unbounded_rf(tmp_path):

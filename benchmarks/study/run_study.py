@@ -513,6 +513,9 @@ def bench_command(part: str, data: Path, work: Path, study: Study = CIFAR) -> Li
         command += ["--base-override", *spec["base_override"]]
     if spec.get("reuse"):
         command += ["--reuse-from", *[str(work / other) for other in spec["reuse"]]]
+    published = study.results / part / "results.json"
+    if published.exists():  # runs published from an earlier machine are not trained again
+        command += ["--restore-from", str(published)]
     return command + ["--out", str(work / part)]
 
 
@@ -825,6 +828,7 @@ def main(argv: Sequence[str] = None) -> None:
         str(data): "$DATA",
         str(Path(solo.__file__).resolve().parents[1]): "$SOLO_LEARN",
         sys.executable: "python",
+        f"{REPO}/": "",  # files of this repository: relative to its root
     }
     bench_executable = shutil.which("solo-co-bench")
     if bench_executable:

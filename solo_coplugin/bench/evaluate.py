@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from solo_coplugin.bench.plan import EVAL_RECORD, Run, run_dir
+from solo_coplugin.bench.plan import EVAL_RECORD, Run, is_evaluated, run_dir
 from solo_coplugin.eval.checkpoint import (
     find_checkpoint,
     frozen_from_checkpoint,
@@ -105,7 +105,7 @@ def evaluate_runs(
     from tqdm import tqdm
 
     cache: Dict = {}
-    todo = [r for r in runs if not (run_dir(out_dir, r) / EVAL_RECORD).exists()]
+    todo = [r for r in runs if not is_evaluated(run_dir(out_dir, r))]
     for run in tqdm(todo, desc="evaluating", unit="run"):
         directory = run_dir(out_dir, run)
         record = evaluate_checkpoint(

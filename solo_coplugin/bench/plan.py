@@ -10,6 +10,7 @@ a model draw their random numbers from a fork of the global RNG.
 
 import dataclasses
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -190,8 +191,6 @@ def build_plan(
 def load_plan(out_dir: Path) -> Tuple[List[Run], Dict[str, Path]]:
     """The runs and data splits of an existing benchmark folder (its ``plan.json``)."""
 
-    import json
-
     plan_file = Path(out_dir) / "plan.json"
     if not plan_file.exists():
         raise BenchConfigError(f"{out_dir} is not a solo-co-bench folder (no plan.json).")
@@ -211,6 +210,9 @@ def cpu_or_gpu_overrides(accelerator: str, devices: str, precision: str) -> List
 
 TRAIN_RECORD = "train.json"  # in a run's folder once it is trained: how it was trained
 EVAL_RECORD = "eval.json"  # ... once it is evaluated: the runner's k-NN and linear probe
+# in place of both when the folder was rebuilt from a published results.json (--restore-from):
+# the run's published record; its checkpoints and step log are gone with the folder it came from
+RESTORED_RECORD = "restored.json"
 
 
 def run_dir(out_dir: Path, run: Run) -> Path:
@@ -219,15 +221,28 @@ def run_dir(out_dir: Path, run: Run) -> Path:
     return out_dir / "runs" / run.name
 
 
+def is_restored(directory: Path) -> bool:
+    """Whether a run's folder holds a published record instead of a training (no checkpoint)."""
+
+    return (directory / RESTORED_RECORD).exists()
+
+
+def is_trained(directory: Path) -> bool:
+    return (directory / TRAIN_RECORD).exists() or is_restored(directory)
+
+
+def is_evaluated(directory: Path) -> bool:
+    return (directory / EVAL_RECORD).exists() or is_restored(directory)
+
+
 def ready_to_evaluate(runs: Sequence[Run], out_dir: Path) -> List[Run]:
     """The runs without an evaluation whose X/CO-X pair (same setting) is fully trained."""
 
-    def done(run: Run, record: str) -> bool:
-        return (run_dir(out_dir, run) / record).exists()
-
-    untrained_pairs = {(r.base, r.setting) for r in runs if not done(r, TRAIN_RECORD)}
+    untrained_pairs = {(r.base, r.setting) for r in runs if not is_trained(run_dir(out_dir, r))}
     return [
-        r for r in runs if (r.base, r.setting) not in untrained_pairs and not done(r, EVAL_RECORD)
+        r
+        for r in runs
+        if (r.base, r.setting) not in untrained_pairs and not is_evaluated(run_dir(out_dir, r))
     ]
 
 
@@ -264,9 +279,105 @@ def find_reusable_run(
             continue
         for candidate in other_runs:
             folder = run_dir(Path(other), candidate)
-            if candidate.args == run.args and (folder / TRAIN_RECORD).exists():
+            if candidate.args == run.args and is_trained(folder):
                 return folder.resolve()
     return None
+
+
+#: what the runner adds to a run's arguments when it launches it (:func:`launch_args`)
+LAUNCH_KEYS = ("checkpoint.dir", "default_root_dir", "resume_from_checkpoint")
+
+
+def launch_args(run: Run, directory: Path, resumed_from: Optional[Path] = None) -> List[str]:
+    """The run's arguments as the runner launches them: its own folder for checkpoints and logs
+    and, for a stopped run, the checkpoint it resumes from."""
+
+    args = list(run.args) + [
+        f"checkpoint.dir={directory / 'checkpoints'}",
+        f"++default_root_dir={directory}",
+    ]
+    if resumed_from is not None:
+        # quoted: solo-learn's checkpoint names contain '=' (ep=N), which Hydra would parse
+        args.append(f"++resume_from_checkpoint='{resumed_from}'")
+    return args
+
+
+def comparable_args(args: Sequence[str]) -> List[str]:
+    """A run's Hydra arguments without what differs between machines: paths (published with
+    placeholders such as ``$STUDY``) and what the runner adds at launch (:data:`LAUNCH_KEYS`)."""
+
+    comparable = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+") in LAUNCH_KEYS:
+            continue
+        comparable.append(f"{key}=<path>" if sep and ("/" in value or "$" in value) else arg)
+    return comparable
+
+
+def restore_published_runs(
+    runs: Sequence[Run], out_dir: Path, images: Dict[str, int], published: Sequence[Path]
+) -> List[str]:
+    """Rebuilds the folders of planned runs from published ``results.json`` files, so that a
+    benchmark whose run folders were lost (another machine, a wiped disk) adds seeds or finishes
+    its other runs without training the published ones again.
+
+    A run is restored only from a record with its name, method, seed, crop scale, Hydra arguments
+    (paths aside) and image counts; its folder then holds that record (``restored.json``) and
+    nothing else: it enters the tables as published, not the training curves nor the robustness
+    analyses, which need the checkpoint.
+
+    Args:
+        runs (Sequence[Run]): the planned runs.
+        out_dir (Path): this benchmark's folder.
+        images (Dict[str, int]): this benchmark's image counts, ``train`` and ``val``.
+        published (Sequence[Path]): ``results.json`` files of earlier runs of this benchmark.
+
+    Returns:
+        List[str]: one line per run restored or refused (with why).
+    """
+
+    import shlex
+
+    records = {}
+    for path in published:
+        if not Path(path).is_file():
+            raise BenchConfigError(
+                f"--restore-from {path}: no such file (a published results.json)"
+            )
+        for record in json.loads(Path(path).read_text()).get("runs", []):
+            records.setdefault(record["run"], (Path(path), record))
+    messages = []
+    for run in runs:
+        directory = run_dir(out_dir, run)
+        if directory.exists() or directory.is_symlink() or run.name not in records:
+            continue
+        path, record = records[run.name]
+        mismatch = [
+            key
+            for key, value in (
+                ("method", run.method),
+                ("seed", run.seed),
+                ("crop_min_scale", run.crop_min_scale),
+                ("train_images", images["train"]),
+                ("val_images", images["val"]),
+            )
+            if record.get(key) != value
+        ]
+        # the published command: python <solo-learn>/main_pretrain.py <the run's arguments>
+        if comparable_args(shlex.split(record["command"])[2:]) != comparable_args(run.args):
+            mismatch.append("Hydra arguments")
+        if mismatch:
+            messages.append(
+                f"{run.name}: not restored from {path}, its published {', '.join(mismatch)} "
+                "differ from this plan's: it trains again"
+            )
+            continue
+        directory.mkdir(parents=True)
+        restored = {**record, "restored_from": str(path)}
+        (directory / RESTORED_RECORD).write_text(json.dumps(restored, indent=2))
+        messages.append(f"{run.name}: restored from {path} (published record, no checkpoint)")
+    return messages
 
 
 def differing_args(a: Run, b: Run) -> Dict[str, List[str]]:

@@ -6,7 +6,14 @@ import statistics
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from solo_coplugin.bench.plan import EVAL_RECORD, TRAIN_RECORD, Run, run_dir
+from solo_coplugin.bench.plan import (
+    EVAL_RECORD,
+    RESTORED_RECORD,
+    TRAIN_RECORD,
+    Run,
+    is_restored,
+    run_dir,
+)
 
 METRICS = (("knn_top1", "k-NN top-1"), ("linear_top1", "linear top-1"))
 #: the base method's own loss, mean over the last epoch (CO-X: its global loss)
@@ -130,6 +137,9 @@ def collect(runs: Sequence[Run], out_dir: Path) -> List[Dict]:
     records = []
     for run in runs:
         directory = run_dir(out_dir, run)
+        if is_restored(directory):  # its published record, losses and times included
+            records.append(json.loads((directory / RESTORED_RECORD).read_text()))
+            continue
         train_file, eval_file = directory / TRAIN_RECORD, directory / EVAL_RECORD
         if not (train_file.exists() and eval_file.exists()):
             continue
@@ -296,6 +306,7 @@ def write_tables(
         "val_images",
         "crop_size",
         "transform",
+        "restored_from",
         "command",
     ]
     with open(out_dir / "results.csv", "w", newline="") as f:
@@ -359,6 +370,15 @@ def write_tables(
             f"| {r['run']} | {r['knn_top1']:.1f} | {r['linear_top1']:.1f} | "
             f"{r['linear_weight_decay']:g} | {train_minutes_cell(r)} | " + " | ".join(losses) + " |"
         )
+    restored = [r for r in records if r.get("restored_from")]
+    if restored:
+        lines += [
+            "",
+            "Restored from published records, not trained again (their folders, with the "
+            "checkpoints and step logs, were lost): "
+            + ", ".join(f"{r['run']} ({r['restored_from']})" for r in restored)
+            + ". They are in the tables, not in the training curves.",
+        ]
     lines += ["", "## Commands", "", "Each run, from its own folder (`cwd`):", ""]
     for r in records:
         lines += [f"- `{r['run']}`:", "", "  ```", f"  {r['command']}", "  ```", ""]
@@ -411,7 +431,8 @@ def plot(records: List[Dict], out_dir: Path, runs: Sequence[Run], title: str) ->
     axes[1].set_title("CO runs: local loss", fontsize=10)
     for ax in axes:
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # restored runs have no step log to draw
+            ax.legend(fontsize=7)
     fig.suptitle(f"{title}: training curves (moving average)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out_dir / "curves.png", dpi=120)

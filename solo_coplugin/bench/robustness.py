@@ -13,7 +13,7 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from solo_coplugin.bench.evaluate import FEATURES_FILE
-from solo_coplugin.bench.plan import TRAIN_RECORD, Run, run_dir
+from solo_coplugin.bench.plan import TRAIN_RECORD, Run, is_restored, run_dir
 from solo_coplugin.bench.report import (
     draw_paired,
     format_interval,
@@ -301,6 +301,13 @@ def write_robustness_report(runs: Sequence[Run], out_dir: Path) -> Dict:
         ]
         if any(len(s["seeds"]) < 2 for s in summary.values()):
             lines += ["Rows with n=1 are single runs: not a result, only a progress report.", ""]
+    unanalysed = [r.name for r in runs if is_restored(run_dir(out_dir, r))]
+    if unanalysed:
+        lines += [
+            f"Not analysed: {', '.join(unanalysed)}, restored from published records without "
+            "their checkpoints (see results.md).",
+            "",
+        ]
     lines += paired_lines(paired)
     for analysis, (x_label, title) in ANALYSES.items():
         lines += [f"## {title}", "", f"x: {x_label}", ""]

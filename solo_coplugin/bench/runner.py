@@ -32,11 +32,14 @@ from solo_coplugin.bench.plan import (
     build_plan,
     cpu_or_gpu_overrides,
     find_reusable_run,
+    is_trained,
+    launch_args,
     latest_checkpoint,
     num_large_crop_pipelines,
     parse_pairs,
     ready_to_evaluate,
     resolve_config_dir,
+    restore_published_runs,
     run_dir,
 )
 from solo_coplugin.bench.step_log import STEP_LOG_ENV
@@ -94,6 +97,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=[],
         help="other benchmark folders whose trained runs with exactly the same arguments and "
         "data are reused (linked) instead of trained again",
+    )
+    runs.add_argument(
+        "--restore-from",
+        nargs="*",
+        default=[],
+        metavar="RESULTS_JSON",
+        help="published results.json files of this benchmark: a planned run whose folder is "
+        "missing is rebuilt from its record there (same arguments, paths aside, and data) instead "
+        "of trained again; it has no checkpoint, so no training curve nor robustness analysis",
     )
     runs.add_argument(
         "--co-only",
@@ -325,19 +337,13 @@ class Training:
         self.run = run
         self.directory = run_dir(out_dir, run)
         self.directory.mkdir(parents=True, exist_ok=True)
-        args = list(run.args) + [
-            f"checkpoint.dir={self.directory / 'checkpoints'}",
-            f"++default_root_dir={self.directory}",
-        ]
         self.resumed_from = latest_checkpoint(self.directory / "checkpoints")
         #: steps trained before this process started
         self.resumed_steps = 0 if self.resumed_from is None else checkpoint_step(self.resumed_from)
         # an interrupted run trains (and logs) again the steps after its last checkpoint, or all
         # of them when it stopped before the first one
         truncate_step_log(self.directory / STEP_LOG, self.resumed_steps)
-        if self.resumed_from is not None:
-            # quoted: solo-learn's checkpoint names contain '=' (ep=N), which Hydra would parse
-            args.append(f"++resume_from_checkpoint='{self.resumed_from}'")
+        args = launch_args(run, self.directory, self.resumed_from)
         self.command = [sys.executable, str(solo_root / "main_pretrain.py"), *args]
         env = {**os.environ, STEP_LOG_ENV: str(self.directory / STEP_LOG), "HYDRA_FULL_ERROR": "1"}
         if threads is not None:
@@ -521,8 +527,15 @@ def run_benchmark(argv: Optional[Sequence[str]] = None) -> None:
             evaluate_runs(ready, out_dir, data, args)
             write_report(runs, out_dir)
 
+    try:
+        images = {"train": num_train, "val": count_images(data["val"])}
+        restored = restore_published_runs(runs, out_dir, images, args.restore_from)
+    except BenchConfigError as error:
+        sys.exit(f"solo-co-bench: {error}")
+    for line in restored:
+        print(line)
     link_reusable_runs(runs, out_dir, data, [Path(d) for d in args.reuse_from])
-    todo = [r for r in runs if not (run_dir(out_dir, r) / TRAIN_RECORD).exists()]
+    todo = [r for r in runs if not is_trained(run_dir(out_dir, r))]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already trained; {steps_per_run} steps each")
     report_finished_pairs()
     with tqdm(total=steps_per_run * len(todo), unit="step", desc="pretraining") as bar:

@@ -1,14 +1,20 @@
 import pytest
 
 from solo_coplugin.bench.plan import (
+    RESTORED_RECORD,
     TRAIN_RECORD,
     BenchConfigError,
     build_plan,
+    comparable_args,
     differing_args,
     find_reusable_run,
+    is_evaluated,
+    is_trained,
+    launch_args,
     latest_checkpoint,
     parse_pairs,
     ready_to_evaluate,
+    restore_published_runs,
     run_dir,
 )
 
@@ -142,3 +148,89 @@ def test_an_identical_trained_run_of_another_benchmark_is_reused(tmp_path):
     assert find_reusable_run(sweep[1], paths, others) is None  # CO-X differs: local_weight
     other_data = {**paths, "val": tmp_path / "other-val"}
     assert find_reusable_run(sweep[0], other_data, others) is None  # evaluated elsewhere
+
+
+def published_results(path, runs, images=(100, 20), changes=None):
+    """A results.json as a study publishes it: paths as variables, a resumed run's checkpoint."""
+
+    import json
+    import shlex
+
+    records = []
+    for run in runs:
+        args = [
+            a.replace("/machine/data", "$DATA").replace("/machine/study", "$STUDY")
+            for a in run.args
+        ]
+        args += [
+            f"checkpoint.dir=$STUDY/{run.name}/checkpoints",
+            f"++default_root_dir=$STUDY/{run.name}",
+        ]
+        args += [f"++resume_from_checkpoint='$STUDY/{run.name}/ep=3.ckpt'"] if run.seed else []
+        record = {
+            "run": run.name,
+            "method": run.method,
+            "base": run.base,
+            "seed": run.seed,
+            "crop_min_scale": run.crop_min_scale,
+            "setting": run.setting,
+            "command": shlex.join(["python", "$SOLO_LEARN/main_pretrain.py", *args]),
+            "train_images": images[0],
+            "val_images": images[1],
+            "linear_top1": 40.0 + run.seed,
+        }
+        records.append({**record, **(changes or {}).get(run.name, {})})
+    path.write_text(json.dumps({"summary": [], "runs": records}))
+    return path
+
+
+RESTORABLE = COMMON + ["data.train_path=/machine/data/train", "checkpoint.dir=/machine/study/ck"]
+
+
+def test_published_runs_are_restored_instead_of_trained_again(tmp_path):
+    planned = build_plan([("byol", "co_byol")], [0, 1, 2], CIFAR, RESTORABLE)
+    # published elsewhere: seeds 0 and 1, with that machine's paths as variables
+    published = published_results(tmp_path / "results.json", planned[:4])
+    images = {"train": 100, "val": 20}
+    messages = restore_published_runs(planned, tmp_path / "bench", images, [published])
+
+    assert [m.split(":")[0] for m in messages] == ["byol-s0", "co_byol-s0", "byol-s1", "co_byol-s1"]
+    for run in planned[:4]:
+        directory = run_dir(tmp_path / "bench", run)
+        assert is_trained(directory) and is_evaluated(directory)
+        assert [p.name for p in directory.iterdir()] == [RESTORED_RECORD]
+    assert not run_dir(tmp_path / "bench", planned[4]).exists()  # seed 2 trains
+    assert ready_to_evaluate(planned, tmp_path / "bench") == []
+    # a second call restores nothing more and leaves the folders alone
+    assert restore_published_runs(planned, tmp_path / "bench", images, [published]) == []
+
+
+def test_a_published_run_with_other_settings_or_data_is_not_restored(tmp_path):
+    planned = build_plan([("byol", "co_byol")], [0], CIFAR, RESTORABLE)
+    other = build_plan([("byol", "co_byol")], [0], CIFAR, RESTORABLE + ["max_epochs=8"])
+    mixed = [other[0], planned[1]]  # X published with more epochs, CO-X on other images
+    published = published_results(
+        tmp_path / "results.json", mixed, changes={"co_byol-s0": {"train_images": 50}}
+    )
+    messages = restore_published_runs(
+        planned, tmp_path / "bench", {"train": 100, "val": 20}, [published]
+    )
+    assert "byol-s0: not restored" in messages[0] and "Hydra arguments" in messages[0]
+    assert "co_byol-s0: not restored" in messages[1] and "train_images" in messages[1]
+    assert not (tmp_path / "bench").exists()
+
+
+def test_restoring_from_a_missing_file_names_it(tmp_path):
+    planned = build_plan([("byol", "co_byol")], [0], CIFAR, RESTORABLE)
+    with pytest.raises(BenchConfigError, match="--restore-from .*nowhere.json"):
+        restore_published_runs(
+            planned, tmp_path, {"train": 1, "val": 1}, [tmp_path / "nowhere.json"]
+        )
+
+
+def test_what_the_runner_adds_at_launch_does_not_count_as_a_different_run(tmp_path):
+    (run,) = build_plan([("byol", "co_byol")], [0], CIFAR, RESTORABLE)[:1]
+    launched = launch_args(run, tmp_path / "runs" / run.name, tmp_path / "ep=3.ckpt")
+    assert len(launched) == len(run.args) + 3
+    assert comparable_args(launched) == comparable_args(run.args)
+    assert comparable_args(run.args) != comparable_args([*run.args, "max_epochs=8"])

@@ -221,3 +221,29 @@ def test_the_base_losses_of_the_last_epoch_are_paired(tmp_path):
     assert "| co_simclr-s1 | 32.0 | 44.0 | 0.01 | 2.0 | 3.150 | 4.150 |" in markdown
     with open(tmp_path / "results.csv") as f:
         assert float(next(csv.DictReader(f))["last_epoch_base_loss"]) == pytest.approx(3.0)
+
+
+def test_a_benchmark_restored_from_its_published_results_reports_the_same(tmp_path):
+    import shlex
+
+    from solo_coplugin.bench.plan import restore_published_runs
+
+    runs = fake_benchmark(tmp_path / "first")
+    for run in runs:  # the command as the runner records it: the run's own arguments
+        train_file = run_dir(tmp_path / "first", run) / "train.json"
+        record = json.loads(train_file.read_text())
+        record["command"] = shlex.join(["python", "main_pretrain.py", *run.args])
+        train_file.write_text(json.dumps(record))
+    first = write_report(runs, tmp_path / "first", title="t")
+    published = tmp_path / "first" / "results.json"
+
+    # the run folders are gone; another machine restores them from the published file
+    lines = restore_published_runs(
+        runs, tmp_path / "second", {"train": 100, "val": 50}, [published]
+    )
+    assert len(lines) == 4 and all(": restored from" in line for line in lines)
+    assert write_report(runs, tmp_path / "second", title="t") == first  # losses included
+    markdown = (tmp_path / "second" / "results.md").read_text()
+    assert f"simclr-s0 ({published})" in markdown and "not in the training curves" in markdown
+    restored = json.loads((tmp_path / "second" / "results.json").read_text())["runs"]
+    assert {r["restored_from"] for r in restored} == {str(published)}

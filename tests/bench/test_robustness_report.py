@@ -91,3 +91,17 @@ def test_no_paired_section_without_a_complete_pair(tmp_path):
     assert "Paired differences" not in (tmp_path / "robustness.md").read_text()
     assert json.loads((tmp_path / "robustness.json").read_text())["paired"] == []
     assert not (tmp_path / "robustness-differences.png").exists()
+
+
+def test_restored_runs_are_named_as_not_analysed(tmp_path):
+    from solo_coplugin.bench.plan import RESTORED_RECORD
+
+    runs = fake_bench(tmp_path, {("simclr", 1): 0.0, ("co_simclr", 1): 1.0})
+    restored = [Run(f"{m}-s0", m, "simclr", 0, None, ()) for m in ("simclr", "co_simclr")]
+    for run in restored:  # published on another machine: a record, no checkpoint
+        run_dir(tmp_path, run).mkdir(parents=True)
+        (run_dir(tmp_path, run) / RESTORED_RECORD).write_text("{}")
+    write_robustness_report(restored + runs, tmp_path)
+    markdown = (tmp_path / "robustness.md").read_text()
+    assert "Not analysed: simclr-s0, co_simclr-s0, restored from published records" in markdown
+    assert json.loads((tmp_path / "robustness.json").read_text())["paired"][0]["seeds"] == [1]

@@ -317,3 +317,24 @@ def test_the_loss_form_on_rf31_runs_on_the_pair_item_1_finds_closest(tmp_path):
     assert byol_additive.reuse_from == [str(tmp_path / "byol-rf31")]  # BYOL is reused
     for key in ("override", "base_override", "pairs", "seeds", "epochs"):
         assert getattr(byol_additive, key) == getattr(byol_convex, key), key
+
+
+def test_a_part_restores_its_published_runs_instead_of_training_them_again(tmp_path):
+    """Another machine (or a wiped disk) resumes a part from its published results.json."""
+
+    import dataclasses
+
+    tiny = dataclasses.replace(run_study.STUDIES["tiny-imagenet"], results=tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    write_results(tmp_path / "results", "byol-rf31", [("byol", 0, None, 24.8)])
+    with_results = parse_args(run_study.bench_command("byol-rf31", tmp_path, tmp_path, tiny)[1:])
+    assert with_results.restore_from == [str(tmp_path / "results" / "byol-rf31" / "results.json")]
+    unpublished = parse_args(run_study.bench_command("simclr-rf31", tmp_path, tmp_path, tiny)[1:])
+    assert unpublished.restore_from == []
+    # published records name that file relative to the repository, not with this machine's path
+    published = f"{run_study.REPO}/benchmarks/results/study/simclr/results.json"
+    replacements = {f"{run_study.REPO}/": ""}
+    assert (
+        run_study.portable(published, replacements)
+        == "benchmarks/results/study/simclr/results.json"
+    )

@@ -513,9 +513,11 @@ def bench_command(part: str, data: Path, work: Path, study: Study = CIFAR) -> Li
         command += ["--base-override", *spec["base_override"]]
     if spec.get("reuse"):
         command += ["--reuse-from", *[str(work / other) for other in spec["reuse"]]]
-    published = study.results / part / "results.json"
-    if published.exists():  # runs published from an earlier machine are not trained again
-        command += ["--restore-from", str(published)]
+    # runs published from an earlier machine, the part's own or those it reuses (identical
+    # arguments), are not trained again
+    published = [study.results / p / "results.json" for p in [part, *spec.get("reuse", [])]]
+    if any(path.exists() for path in published):
+        command += ["--restore-from", *[str(path) for path in published if path.exists()]]
     return command + ["--out", str(work / part)]
 
 

@@ -339,21 +339,17 @@ def restore_published_runs(
 
     import shlex
 
-    records = {}
+    candidates: Dict[str, List[Tuple[Path, Dict]]] = {}
     for path in published:
         if not Path(path).is_file():
             raise BenchConfigError(
                 f"--restore-from {path}: no such file (a published results.json)"
             )
         for record in json.loads(Path(path).read_text()).get("runs", []):
-            records.setdefault(record["run"], (Path(path), record))
-    messages = []
-    for run in runs:
-        directory = run_dir(out_dir, run)
-        if directory.exists() or directory.is_symlink() or run.name not in records:
-            continue
-        path, record = records[run.name]
-        mismatch = [
+            candidates.setdefault(record["run"], []).append((Path(path), record))
+
+    def differences(run: Run, record: Dict) -> List[str]:
+        differing = [
             key
             for key, value in (
                 ("method", run.method),
@@ -366,17 +362,28 @@ def restore_published_runs(
         ]
         # the published command: python <solo-learn>/main_pretrain.py <the run's arguments>
         if comparable_args(shlex.split(record["command"])[2:]) != comparable_args(run.args):
-            mismatch.append("Hydra arguments")
-        if mismatch:
-            messages.append(
-                f"{run.name}: not restored from {path}, its published {', '.join(mismatch)} "
-                "differ from this plan's: it trains again"
-            )
+            differing.append("Hydra arguments")
+        return differing
+
+    messages = []
+    for run in runs:
+        directory = run_dir(out_dir, run)
+        if directory.exists() or directory.is_symlink() or run.name not in candidates:
             continue
-        directory.mkdir(parents=True)
-        restored = {**record, "restored_from": str(path)}
-        (directory / RESTORED_RECORD).write_text(json.dumps(restored, indent=2))
-        messages.append(f"{run.name}: restored from {path} (published record, no checkpoint)")
+        refused = []
+        for path, record in candidates[run.name]:
+            differing = differences(run, record)
+            if not differing:
+                directory.mkdir(parents=True)
+                restored = {**record, "restored_from": str(path)}
+                (directory / RESTORED_RECORD).write_text(json.dumps(restored, indent=2))
+                messages.append(
+                    f"{run.name}: restored from {path} (published record, no checkpoint)"
+                )
+                break
+            refused.append(f"{path} ({', '.join(differing)} differ)")
+        else:
+            messages.append(f"{run.name}: not restored from {'; '.join(refused)}: it is trained")
     return messages
 
 

@@ -215,9 +215,26 @@ def test_a_published_run_with_other_settings_or_data_is_not_restored(tmp_path):
     messages = restore_published_runs(
         planned, tmp_path / "bench", {"train": 100, "val": 20}, [published]
     )
-    assert "byol-s0: not restored" in messages[0] and "Hydra arguments" in messages[0]
-    assert "co_byol-s0: not restored" in messages[1] and "train_images" in messages[1]
+    assert "byol-s0: not restored" in messages[0] and "Hydra arguments differ" in messages[0]
+    assert "co_byol-s0: not restored" in messages[1] and "train_images differ" in messages[1]
     assert not (tmp_path / "bench").exists()
+
+
+def test_a_run_is_restored_from_whichever_published_file_matches(tmp_path):
+    """A loss-form part: its X runs are another part's, published; its CO-X runs are new."""
+
+    convex = build_plan([("simclr", "co_simclr")], [0], CIFAR, RESTORABLE)
+    additive = build_plan(
+        [("simclr", "co_simclr")], [0], CIFAR, RESTORABLE, co_overrides=["local_loss_form=additive"]
+    )
+    own = published_results(tmp_path / "own.json", [])  # nothing published by this part yet
+    other = published_results(tmp_path / "convex.json", convex)
+    images = {"train": 100, "val": 20}
+    messages = restore_published_runs(additive, tmp_path / "bench", images, [own, other])
+    assert messages[0] == f"simclr-s0: restored from {other} (published record, no checkpoint)"
+    assert messages[1].startswith(f"co_simclr-s0: not restored from {other} (Hydra arguments")
+    assert is_trained(run_dir(tmp_path / "bench", additive[0]))
+    assert not run_dir(tmp_path / "bench", additive[1]).exists()
 
 
 def test_restoring_from_a_missing_file_names_it(tmp_path):

@@ -331,6 +331,9 @@ def test_a_part_restores_its_published_runs_instead_of_training_them_again(tmp_p
     assert with_results.restore_from == [str(tmp_path / "results" / "byol-rf31" / "results.json")]
     unpublished = parse_args(run_study.bench_command("simclr-rf31", tmp_path, tmp_path, tiny)[1:])
     assert unpublished.restore_from == []
+    # the loss form reuses the pair's X runs: restored from that part's published results
+    additive = run_study.bench_command("byol-rf31-additive", tmp_path, tmp_path, tiny)
+    assert parse_args(additive[1:]).restore_from == with_results.restore_from
     # published records name that file relative to the repository, not with this machine's path
     published = f"{run_study.REPO}/benchmarks/results/study/simclr/results.json"
     replacements = {f"{run_study.REPO}/": ""}

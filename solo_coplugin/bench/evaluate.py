@@ -26,9 +26,11 @@ FEATURES_FILE = "features.pt"
 REFERENCE_DIR = "reference"
 
 
-def random_init_model(checkpoint: Path) -> Tuple[FrozenBackbone, DictConfig]:
+def random_init_model(
+    checkpoint: Path, seed: Optional[int] = None
+) -> Tuple[FrozenBackbone, DictConfig]:
     """The backbone of a run as it was before its first step: the run's method built from its
-    ``args.json`` after seeding with the run's seed, as ``main_pretrain.py`` does.
+    ``args.json`` after seeding with the run's seed (or ``seed``), as ``main_pretrain.py`` does.
 
     X and CO-X of one seed start from this same backbone (the CO parts draw from a fork of the
     RNG), so it is the floor for both.
@@ -41,7 +43,7 @@ def random_init_model(checkpoint: Path) -> Tuple[FrozenBackbone, DictConfig]:
 
     cfg = OmegaConf.create(json.loads((checkpoint.parent / "args.json").read_text()))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed if seed is None else seed)
         backbone = METHODS[cfg.method](cfg).backbone
     normalize = Normalize(*mean_std_for(cfg.data.dataset, cfg))
     return FrozenBackbone(backbone, cfg.backbone.name, normalize), cfg
@@ -54,15 +56,17 @@ def evaluate_checkpoint(
     cache: Dict,
     features_file: Optional[Path] = None,
     random_init: bool = False,
+    random_init_seed: Optional[int] = None,
 ) -> Dict:
     """k-NN top-1 and linear-probe top-1 of one checkpoint, with how they were measured.
 
     ``features_file`` (optional) keeps the extracted features for later analyses;
-    ``random_init`` evaluates the run's network before training instead of the checkpoint.
+    ``random_init`` evaluates the run's network before training instead of the checkpoint
+    (initialized with ``random_init_seed``, by default the run's).
     """
 
     if random_init:
-        model, cfg = random_init_model(checkpoint)
+        model, cfg = random_init_model(checkpoint, random_init_seed)
     else:
         model, cfg = frozen_from_checkpoint(checkpoint)
     crop_size = training_crop_size(cfg)
@@ -130,25 +134,31 @@ def reference_record_path(out_dir: Path, base: str) -> Path:
 def evaluate_random_init(
     runs: List[Run], out_dir: Path, data: Dict[str, Path], args: argparse.Namespace
 ) -> None:
-    """Evaluates, once per pair, the base method's network at random initialization (the
-    lowest seed's), from the first trained run of that pair (resumable)."""
+    """Evaluates, once per pair, the base method's network at random initialization, seeded
+    with the lowest planned seed, built from the config of the pair's first run that has a
+    checkpoint (restored runs have none: the floor stays that of the lowest seed); resumable, and
+    evaluated again where a recorded floor has another seed (the plan gained a lower one)."""
 
     cache: Dict = {}
     for base in sorted({r.base for r in runs}):
         record_path = reference_record_path(out_dir, base)
-        trained = [
-            r for r in sorted(runs, key=lambda r: r.seed) if r.base == base and r.method == base
-        ]
-        trained = [r for r in trained if (run_dir(out_dir, r) / "checkpoints").is_dir()]
-        if record_path.exists() or not trained:
+        planned = sorted(
+            (r for r in runs if r.base == base and r.method == base), key=lambda r: r.seed
+        )
+        trained = [r for r in planned if (run_dir(out_dir, r) / "checkpoints").is_dir()]
+        if not trained:
             continue
-        run = trained[0]
+        seed = planned[0].seed
+        if record_path.exists() and json.loads(record_path.read_text()).get("seed") == seed:
+            continue
         try:
-            checkpoint = find_checkpoint(run_dir(out_dir, run) / "checkpoints")
+            checkpoint = find_checkpoint(run_dir(out_dir, trained[0]) / "checkpoints")
         except FileNotFoundError:
             continue
-        record = evaluate_checkpoint(checkpoint, data, args.eval_batch_size, cache, None, True)
+        record = evaluate_checkpoint(
+            checkpoint, data, args.eval_batch_size, cache, None, True, random_init_seed=seed
+        )
         record.update({"run": f"{base}-random-init", "method": base, "base": base})
-        record["seed"] = run.seed
+        record["seed"] = seed
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=2))

@@ -247,3 +247,35 @@ def test_a_benchmark_restored_from_its_published_results_reports_the_same(tmp_pa
     assert f"simclr-s0 ({published})" in markdown and "not in the training curves" in markdown
     restored = json.loads((tmp_path / "second" / "results.json").read_text())["runs"]
     assert {r["restored_from"] for r in restored} == {str(published)}
+
+
+def test_the_random_init_floor_is_the_lowest_planned_seeds_when_its_runs_were_restored(
+    tmp_path, monkeypatch
+):
+    """Seeds 0 and 1 restored (no checkpoints), seed 2 trained here: the floor is seed 0's
+    network at initialization, built from seed 2's config, as it was published."""
+
+    import argparse
+
+    from solo_coplugin.bench import evaluate
+
+    runs = [Run(f"simclr-s{seed}", "simclr", "simclr", seed, None, ()) for seed in (0, 1, 2)]
+    (run_dir(tmp_path, runs[2]) / "checkpoints").mkdir(parents=True)
+    calls = []
+
+    def fake_evaluate(checkpoint, data, batch_size, cache, features, random_init, **kwargs):
+        calls.append((checkpoint, random_init, kwargs["random_init_seed"]))
+        return {"linear_top1": 13.0}
+
+    monkeypatch.setattr(evaluate, "find_checkpoint", lambda folder: folder / "last.ckpt")
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", fake_evaluate)
+    args = argparse.Namespace(eval_batch_size=8)
+    path = reference_record_path(tmp_path, "simclr")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"seed": 2}))  # recorded while only seed 2 was planned
+
+    evaluate.evaluate_random_init(runs, tmp_path, {}, args)
+    assert calls == [(run_dir(tmp_path, runs[2]) / "checkpoints" / "last.ckpt", True, 0)]
+    assert json.loads(path.read_text())["seed"] == 0
+    evaluate.evaluate_random_init(runs, tmp_path, {}, args)  # recorded: not evaluated again
+    assert len(calls) == 1

@@ -514,10 +514,14 @@ def bench_command(part: str, data: Path, work: Path, study: Study = CIFAR) -> Li
     if spec.get("reuse"):
         command += ["--reuse-from", *[str(work / other) for other in spec["reuse"]]]
     # runs published from an earlier machine, the part's own or those it reuses (identical
-    # arguments), are not trained again
+    # arguments), are not trained again; named from the repository's root, where the study runs
+    # its commands, so that the restored records say which published file they came from portably
     published = [study.results / p / "results.json" for p in [part, *spec.get("reuse", [])]]
-    if any(path.exists() for path in published):
-        command += ["--restore-from", *[str(path) for path in published if path.exists()]]
+    published = [
+        path.relative_to(REPO) if path.is_relative_to(REPO) else path for path in published
+    ]
+    if any((REPO / path).exists() for path in published):
+        command += ["--restore-from", *[str(p) for p in published if (REPO / p).exists()]]
     return command + ["--out", str(work / part)]
 
 
@@ -863,7 +867,8 @@ def main(argv: Sequence[str] = None) -> None:
             # speed when something else runs (two threads against another process thrash: 20 s
             # instead of 0.4 s a step); the robustness suite runs alone, on both cores
             threads = "2" if command[0] == "solo-co-eval" else "1"
-            returncode = run_to_the_end(command, env={**os.environ, "OMP_NUM_THREADS": threads})
+            environment = {**os.environ, "OMP_NUM_THREADS": threads}
+            returncode = run_to_the_end(command, env=environment, cwd=REPO)
             publish(part, work, replacements, study)
             write_summary(study=study)
             if returncode != 0:

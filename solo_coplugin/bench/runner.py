@@ -465,12 +465,14 @@ def sigterm_as_ctrl_c():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_to_the_end(command: Sequence[str], env: Optional[Dict[str, str]] = None) -> int:
-    """Runs ``command`` and returns its exit status. Interrupted (Ctrl-C, or SIGTERM within
-    :func:`sigterm_as_ctrl_c`), it passes the interrupt on and waits for the command to stop its own
-    processes; ``subprocess.run`` would kill it at once and leave them running."""
+def run_to_the_end(
+    command: Sequence[str], env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None
+) -> int:
+    """Runs ``command`` (in ``cwd``) and returns its exit status. Interrupted (Ctrl-C, or SIGTERM
+    within :func:`sigterm_as_ctrl_c`), it passes the interrupt on and waits for the command to stop
+    its own processes; ``subprocess.run`` would kill it at once and leave them running."""
 
-    process = subprocess.Popen(list(command), env=env)
+    process = subprocess.Popen(list(command), env=env, cwd=cwd)
     try:
         return process.wait()
     except KeyboardInterrupt:

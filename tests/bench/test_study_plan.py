@@ -334,6 +334,13 @@ def test_a_part_restores_its_published_runs_instead_of_training_them_again(tmp_p
     # the loss form reuses the pair's X runs: restored from that part's published results
     additive = run_study.bench_command("byol-rf31-additive", tmp_path, tmp_path, tiny)
     assert parse_args(additive[1:]).restore_from == with_results.restore_from
+    # the study's own published files are named from the repository's root, where it runs
+    real = run_study.bench_command(
+        "byol-rf31", tmp_path, tmp_path, run_study.STUDIES["tiny-imagenet"]
+    )
+    assert parse_args(real[1:]).restore_from == [
+        "benchmarks/results/study-tiny-imagenet/byol-rf31/results.json"
+    ]
     # published records name that file relative to the repository, not with this machine's path
     published = f"{run_study.REPO}/benchmarks/results/study/simclr/results.json"
     replacements = {f"{run_study.REPO}/": ""}

@@ -529,6 +529,8 @@ def run_benchmark(argv: Optional[Sequence[str]] = None) -> None:
             evaluate_runs(ready, out_dir, data, args)
             write_report(runs, out_dir)
 
+    # a run trained on this machine (with its checkpoint) before a published record of it
+    link_reusable_runs(runs, out_dir, data, [Path(d) for d in args.reuse_from])
     try:
         images = {"train": num_train, "val": count_images(data["val"])}
         restored = restore_published_runs(runs, out_dir, images, args.restore_from)
@@ -536,7 +538,6 @@ def run_benchmark(argv: Optional[Sequence[str]] = None) -> None:
         sys.exit(f"solo-co-bench: {error}")
     for line in restored:
         print(line)
-    link_reusable_runs(runs, out_dir, data, [Path(d) for d in args.reuse_from])
     todo = [r for r in runs if not is_trained(run_dir(out_dir, r))]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already trained; {steps_per_run} steps each")
     report_finished_pairs()

@@ -499,14 +499,15 @@ def run_benchmark(argv: Optional[Sequence[str]] = None) -> None:
     except BenchConfigError as error:
         sys.exit(f"solo-co-bench: {error}")
 
-    num_train = count_images(data["train"])
+    images = {split: count_images(data[split]) for split in ("train", "val")}
+    num_train = images["train"]
     steps_per_run = total_steps(args, num_train)
     (out_dir / PLAN_RECORD).write_text(
         json.dumps(
             {
                 "argv": sys.argv if argv is None else ["solo-co-bench", *argv],
                 "train_images": num_train,
-                "val_images": count_images(data["val"]),
+                "val_images": images["val"],
                 "steps_per_run": steps_per_run,
                 "data": {split: str(path) for split, path in data.items()},
                 "runs": [dataclasses.asdict(r) for r in runs],
@@ -532,7 +533,6 @@ def run_benchmark(argv: Optional[Sequence[str]] = None) -> None:
     # a run trained on this machine (with its checkpoint) before a published record of it
     link_reusable_runs(runs, out_dir, data, [Path(d) for d in args.reuse_from])
     try:
-        images = {"train": num_train, "val": count_images(data["val"])}
         restored = restore_published_runs(runs, out_dir, images, args.restore_from)
     except BenchConfigError as error:
         sys.exit(f"solo-co-bench: {error}")

@@ -497,16 +497,19 @@ def data_mismatch(data: Path, study: Study) -> Optional[str]:
     )
 
 
-def bench_command(part: str, data: Path, work: Path, study: Study = CIFAR) -> List[str]:
+def bench_command(
+    part: str, data: Path, work: Path, study: Study = CIFAR, jobs: int = 2
+) -> List[str]:
     spec = study.parts[part]
-    # two one-thread runs side by side on a 2-core machine (0.40 s a SimCLR step each, measured)
+    # two one-thread runs side by side on a 2-core machine (0.40 s a SimCLR step each, measured);
+    # one job leaves the other core to a second study
     protocol = list(study.protocol)
     if spec.get("backbone"):
         protocol[protocol.index("--backbone") + 1] = spec["backbone"]
     if spec.get("override"):  # one --override list: the protocol's, then the part's
         at = protocol.index("--override") + 2
         protocol[at:at] = spec["override"]
-    command = ["solo-co-bench", "--data", str(data), *protocol, "--jobs", "2", *spec["args"]]
+    command = ["solo-co-bench", "--data", str(data), *protocol, "--jobs", str(jobs), *spec["args"]]
     if spec.get("co_override"):
         command += ["--co-override", *spec["co_override"]]
     if spec.get("base_override"):
@@ -785,6 +788,24 @@ def plot_summary(rows: Sequence[Dict], path: Path) -> None:
     plt.close(fig)
 
 
+def path_variables(work: Path, data: Path) -> Dict[str, str]:
+    """This machine's paths in the published files, and the variables that replace them."""
+
+    import solo
+
+    replacements = {
+        str(work): "$STUDY",
+        str(data): "$DATA",
+        str(Path(solo.__file__).resolve().parents[1]): "$SOLO_LEARN",
+        sys.executable: "python",
+        f"{REPO}/": "",  # files of this repository: relative to its root
+    }
+    bench_executable = shutil.which("solo-co-bench")
+    if bench_executable:
+        replacements[bench_executable] = "solo-co-bench"
+    return replacements
+
+
 def main(argv: Sequence[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -806,6 +827,14 @@ def main(argv: Sequence[str] = None) -> None:
         help="some parts of the study, in its order (default: all). "
         + "; ".join(f"{study.name}: {' '.join(study.parts)}" for study in STUDIES.values()),
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="training runs at once, one torch thread each (default 2, a 2-core machine's worth; "
+        "1 leaves a core to the other study, e.g. the CIFAR-10 parts beside the Tiny-ImageNet "
+        "ones). The runs' results do not depend on it",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands and stop")
     parser.add_argument(
         "--publish-only",
@@ -826,19 +855,10 @@ def main(argv: Sequence[str] = None) -> None:
     mismatch = None if args.publish_only else data_mismatch(data, study)
     if mismatch:
         parser.error(mismatch)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: at least 1 training run at a time. Fix: --jobs 1 or 2")
 
-    import solo
-
-    replacements = {
-        str(work): "$STUDY",
-        str(data): "$DATA",
-        str(Path(solo.__file__).resolve().parents[1]): "$SOLO_LEARN",
-        sys.executable: "python",
-        f"{REPO}/": "",  # files of this repository: relative to its root
-    }
-    bench_executable = shutil.which("solo-co-bench")
-    if bench_executable:
-        replacements[bench_executable] = "solo-co-bench"
+    replacements = {} if args.dry_run else path_variables(work, data)
     for part in parts:
         if args.publish_only:
             rewrite_report(work / part)
@@ -855,7 +875,7 @@ def main(argv: Sequence[str] = None) -> None:
                 print(f"# {part} skipped: {rule}, {favoured} ({why})", flush=True)
                 continue
             print(f"# {part}: {rule}, this one ({why})", flush=True)
-        commands = [bench_command(part, data, work, study)]
+        commands = [bench_command(part, data, work, study, args.jobs)]
         if study.parts[part].get("robustness"):
             commands.append(robustness_command(part, work))
         print(f"# {study.parts[part]['question']}", flush=True)

@@ -3,6 +3,7 @@ runs they share, and portable published paths."""
 
 import importlib.util
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -269,6 +270,21 @@ def test_the_study_refuses_data_with_another_number_of_classes(tmp_path, capsys)
     for wnid in range(48):
         (tmp_path / "tin" / "train" / f"n{wnid:08d}").mkdir()
     assert run_study.data_mismatch(tmp_path / "tin", run_study.TINY) is None
+
+
+def test_jobs_sets_how_many_runs_train_at_once(tmp_path, capsys):
+    """--jobs 1 leaves a core to a second study; its runs are the same (one thread each)."""
+
+    run_study.main(["--data", str(tmp_path), "--work", "w", "--parts", "simclr-additive",
+                    "--jobs", "1", "--dry-run"])  # fmt: skip
+    command = [line for line in capsys.readouterr().out.splitlines() if "solo-co-bench" in line]
+    one = parse_args(shlex.split(command[0])[1:])
+    two = parse_args(run_study.bench_command("simclr-additive", tmp_path, Path("w").resolve())[1:])
+    assert (one.jobs, two.jobs) == (1, 2)
+    assert {**vars(one), "jobs": 2} == vars(two)
+    with pytest.raises(SystemExit) as stop:
+        run_study.main(["--data", str(tmp_path), "--work", "w", "--jobs", "0", "--dry-run"])
+    assert stop.value.code == 2 and "--jobs 0: at least 1" in capsys.readouterr().err
 
 
 def test_publish_only_writes_a_parts_report_again_with_this_checkouts_code(tmp_path):

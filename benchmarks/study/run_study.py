@@ -241,6 +241,9 @@ COMPARISONS = [
     ),
 ]
 METRICS = (("linear_top1", "linear"), ("knn_top1", "k-NN"))
+#: the base method's own loss over the last epoch (CO-X's global loss, without the local term):
+#: paired like the metrics where both arms are runs that logged it
+BASE_LOSS = "last_epoch_base_loss"
 #: the ablations as settings of one knob, on the seeds they share (SEEDS_ABLATION): knob ->
 #: [(value, method name, arm)]. local_weight 0 is SimCLR itself: CO-X with local_weight 0 trains
 #: exactly X (tests/integration/test_methods.py checks it).
@@ -624,6 +627,13 @@ def comparison_rows(results: Path = RESULTS, study: Study = CIFAR) -> List[Dict]
             row[metric] = {**paired_interval(deltas), "deltas": dict(zip(seeds, deltas))}
             row[f"a:{metric}"] = statistics.fmean(runs_a[s][metric] for s in seeds)
             row[f"b:{metric}"] = statistics.fmean(runs_b[s][metric] for s in seeds)
+        if not row["contrast"] and all(
+            runs[s].get(BASE_LOSS) is not None for runs in (runs_a, runs_b) for s in seeds
+        ):
+            deltas = [runs_b[s][BASE_LOSS] - runs_a[s][BASE_LOSS] for s in seeds]
+            row[BASE_LOSS] = {**paired_interval(deltas), "deltas": dict(zip(seeds, deltas))}
+            row[f"a:{BASE_LOSS}"] = statistics.fmean(runs_a[s][BASE_LOSS] for s in seeds)
+            row[f"b:{BASE_LOSS}"] = statistics.fmean(runs_b[s][BASE_LOSS] for s in seeds)
         rows.append(row)
     return rows
 
@@ -659,6 +669,29 @@ def write_summary(results: Path = None, study: Study = CIFAR) -> List[Dict]:
             f"{format_interval(row['knn_top1'])} | {row['a:linear_top1']:{means}} | "
             f"{row['b:linear_top1']:{means}} | {', '.join(map(str, row['seeds']))} |"
         )
+    losses = [row for row in rows if BASE_LOSS in row]
+    if losses:
+        lines += [
+            "",
+            "## The base method's own loss, paired",
+            "",
+            "The rows above whose arms both logged it: the base method's own loss (NT-Xent for "
+            "SimCLR, BYOL's loss, ...) averaged over the last epoch's steps, without the local "
+            "term or the online classifier; B minus A on the same seed, as above. Above 0: B "
+            "ends with the higher base loss (a like-for-like objective only where A and B train "
+            "on the same crops).",
+            "",
+            "| issue item | B - A | Δ base loss [95% CI] | per seed | A | B | seeds |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in losses:
+            loss = row[BASE_LOSS]
+            lines.append(
+                f"| {row['question']} | {row['label']} | {format_interval(loss, digits=3)} | "
+                f"{', '.join(f'{d:+.3f}' for d in loss['deltas'].values())} | "
+                f"{row['a:' + BASE_LOSS]:.3f} | {row['b:' + BASE_LOSS]:.3f} | "
+                f"{', '.join(map(str, row['seeds']))} |"
+            )
     settings = sweep_rows(results, study)
     if settings:
         seeds = ", ".join(SEEDS_ABLATION)

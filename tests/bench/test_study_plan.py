@@ -18,7 +18,7 @@ spec.loader.exec_module(run_study)
 
 def write_results(root, part, runs):
     """Writes a part's ``results.json``; a run is (method, seed, crop_min_scale, linear top-1) and
-    optionally its k-NN top-1 (else linear minus 3)."""
+    optionally its k-NN top-1 (else linear minus 3) and its last epoch's base loss (else none)."""
 
     (root / part).mkdir()
     records = [
@@ -27,9 +27,10 @@ def write_results(root, part, runs):
             "seed": seed,
             "crop_min_scale": scale,
             "linear_top1": linear,
-            "knn_top1": knn[0] if knn else linear - 3,
+            "knn_top1": rest[0] if rest else linear - 3,
+            "last_epoch_base_loss": rest[1] if len(rest) > 1 else None,
         }
-        for method, seed, scale, linear, *knn in runs
+        for method, seed, scale, linear, *rest in runs
     ]
     (root / part / "results.json").write_text(json.dumps({"runs": records}))
 
@@ -198,6 +199,30 @@ def test_summary_pairs_seeds_across_parts(tmp_path):
     markdown = (tmp_path / "summary.md").read_text()
     assert "| 1 | CO-SimCLR - SimCLR | +2.0 [-10.7, +14.7] (n=2) |" in markdown
     assert (tmp_path / "summary.png").stat().st_size > 0
+
+
+def test_summary_pairs_the_base_loss_where_both_arms_logged_it(tmp_path):
+    write_results(
+        tmp_path,
+        "simclr",
+        [("simclr", s, None, 57.0, 54.0, 3.4 + s / 10) for s in (0, 1)]
+        + [("co_simclr", s, None, 56.0, 53.0, 3.5) for s in (0, 1)],
+    )
+    # seed 1's base loss was not recorded (a record restored from before it was logged)
+    write_results(
+        tmp_path,
+        "simclr-additive",
+        [("co_simclr", 0, None, 56.0, 52.0, 3.6), ("co_simclr", 1, None, 56.0, 52.0)],
+    )
+    rows = {r["label"]: r for r in run_study.write_summary(tmp_path)}
+    main = rows["CO-SimCLR - SimCLR"]["last_epoch_base_loss"]
+    assert main["deltas"] == pytest.approx({0: 0.1, 1: 0.0})
+    assert "last_epoch_base_loss" not in rows["CO-SimCLR additive - convex (local_loss_form)"]
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| 1 | CO-SimCLR - SimCLR | +0.050 [-0.585, +0.685] (n=2) | +0.100, +0.000 |" in (
+        markdown
+    )
+    assert "additive - convex (local_loss_form) | +" not in markdown.split("own loss")[1]
 
 
 def test_summary_lists_the_ablations_as_settings_on_the_ablation_seeds(tmp_path):

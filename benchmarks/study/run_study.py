@@ -239,6 +239,12 @@ COMPARISONS = [
         ("simclr", "co_simclr", None),
         ("simclr-reproduce", "co_simclr", None),
     ),
+    (
+        "7",
+        "CO-SimCLR additive - convex, both trained on the same day",
+        ("simclr-reproduce", "co_simclr", None),
+        ("simclr-additive", "co_simclr", None),
+    ),
 ]
 METRICS = (("linear_top1", "linear"), ("knn_top1", "k-NN"))
 #: the base method's own loss over the last epoch (CO-X's global loss, without the local term):
@@ -622,18 +628,16 @@ def comparison_rows(results: Path = RESULTS, study: Study = CIFAR) -> List[Dict]
             "seeds": seeds,
             "contrast": isinstance(a[0], tuple),
         }
-        for metric, _ in METRICS:
+        metrics = [metric for metric, _ in METRICS]
+        if not row["contrast"] and all(
+            runs[s].get(BASE_LOSS) is not None for runs in (runs_a, runs_b) for s in seeds
+        ):
+            metrics.append(BASE_LOSS)
+        for metric in metrics:
             deltas = [runs_b[s][metric] - runs_a[s][metric] for s in seeds]
             row[metric] = {**paired_interval(deltas), "deltas": dict(zip(seeds, deltas))}
             row[f"a:{metric}"] = statistics.fmean(runs_a[s][metric] for s in seeds)
             row[f"b:{metric}"] = statistics.fmean(runs_b[s][metric] for s in seeds)
-        if not row["contrast"] and all(
-            runs[s].get(BASE_LOSS) is not None for runs in (runs_a, runs_b) for s in seeds
-        ):
-            deltas = [runs_b[s][BASE_LOSS] - runs_a[s][BASE_LOSS] for s in seeds]
-            row[BASE_LOSS] = {**paired_interval(deltas), "deltas": dict(zip(seeds, deltas))}
-            row[f"a:{BASE_LOSS}"] = statistics.fmean(runs_a[s][BASE_LOSS] for s in seeds)
-            row[f"b:{BASE_LOSS}"] = statistics.fmean(runs_b[s][BASE_LOSS] for s in seeds)
         rows.append(row)
     return rows
 
